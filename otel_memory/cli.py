@@ -1,0 +1,72 @@
+"""The ``otel-memory`` command: ``demo``, ``docs`` and ``dashboards``.
+
+Example::
+
+    otel-memory demo --port 9464
+    otel-memory docs --out docs/metrics.md
+    otel-memory dashboards --out dashboards/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; expected a number >= 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-memory", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run an instrumented demo workload")
+    demo.add_argument("--host", default="127.0.0.1", help="Prometheus listen address")
+    demo.add_argument("--port", type=int, default=9464, help="Prometheus port (0: any free port)")
+    demo.add_argument("--interval", type=_positive, default=5.0, help="seconds between tables")
+    demo.add_argument("--duration", type=_positive, default=0.0, help="stop after N seconds (0: never)")
+    demo.add_argument("--limit-mb", type=_positive, default=None, help="configured memory limit in MB")
+    demo.add_argument("--no-leak", action="store_true", help="run without the deliberate leak")
+    docs = commands.add_parser("docs", help="write docs/metrics.md from the catalogue")
+    docs.add_argument("--out", type=Path, default=Path("docs/metrics.md"))
+    dashboards = commands.add_parser("dashboards", help="write the Grafana dashboards")
+    dashboards.add_argument("--out", type=Path, default=Path("dashboards"))
+    dashboards.add_argument("--datasource-uid", default="prometheus",
+                            help="default uid of the Prometheus datasource variable")
+    dashboards.add_argument("--prefix", default="", help="prefix added to every metric name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``otel-memory`` command."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from .demo import DemoOptions, run
+
+        run(DemoOptions(host=args.host, port=args.port, interval_s=args.interval or 5.0,
+                        duration_s=args.duration, limit_mb=args.limit_mb, leak=not args.no_leak),
+            sys.stdout)
+    elif args.command == "docs":
+        from .docs import render_metrics_markdown
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(render_metrics_markdown())
+        print(f"wrote {args.out}")
+    elif args.command == "dashboards":
+        from .dashboards import write_dashboards
+
+        for path in write_dashboards(args.out, datasource_uid=args.datasource_uid, prefix=args.prefix):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

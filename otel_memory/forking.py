@@ -1,0 +1,60 @@
+"""Fork safety: objects that keep per-process state re-create it in a forked child.
+
+The at-fork hook is registered the first time something asks for it, never at import. Objects
+are held weakly, so registering never keeps anything alive.
+
+Example::
+
+    class Sampler:
+        def _after_fork_in_child(self) -> None:
+            self.pid = os.getpid()
+
+    forking.after_fork_in_child(sampler)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Protocol
+
+_log = logging.getLogger("otel_memory")
+
+
+class ForkAware(Protocol):
+    """Anything with an ``_after_fork_in_child`` method."""
+
+    def _after_fork_in_child(self) -> None: ...
+
+
+_objects: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+_hooked = False
+_lock = threading.Lock()
+
+
+def after_fork_in_child(obj: ForkAware) -> None:
+    """Call ``obj._after_fork_in_child()`` in every child forked from now on, while obj lives."""
+    global _hooked
+    with _lock:
+        _objects.add(obj)
+        if not _hooked and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_run_child_hooks)
+            _hooked = True
+
+
+def forget(obj: ForkAware) -> None:
+    """Stop calling obj's hook."""
+    _objects.discard(obj)
+
+
+def _run_child_hooks() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for obj in list(_objects):
+        try:
+            obj._after_fork_in_child()
+        except Exception as error:  # noqa: BLE001 - a hook must never break the child
+            _log.warning("otel_memory: after-fork reset of %s failed: %s: %s",
+                         type(obj).__name__, type(error).__name__, error)

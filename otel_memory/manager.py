@@ -1,0 +1,393 @@
+"""The MemoryManager: effective limit, shared samples, pressure levels, listeners and registries.
+
+One daemon thread ticks every ``monitoring_interval_ms``: it takes a sample, updates the
+pressure level (with hysteresis), tells listeners and pressure responders about changes,
+feeds the trend window and drains GC pauses into their histogram. Everything else reads the
+shared sample, so methods are cheap to call from sync and asyncio code alike.
+
+Example::
+
+    manager = MemoryManager(MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=1024)))
+    manager.initialize()
+    manager.on_pressure_change(lambda level, previous: print(level.title))
+    stats = manager.get_memory_stats()
+    print(f"Memory usage: {stats.allocated_bytes // (1024 * 1024)} MB")
+    manager.shutdown()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry import metrics, trace
+
+from . import forking
+from .config import MB, MemoryManagementConfig
+from .errors import ConfigError, MemoryPressureRejected, PoolError
+from .gcwatch import GcPauseWatch
+from .limits import SOURCE_CGROUP_V1, SOURCE_CGROUP_V2, EffectiveLimit, discover_limit
+from .pressure import MemoryPressure, PressureTracker, Thresholds
+from .sampler import MemorySample, Sampler
+from .trend import TrendReport, TrendTracker
+
+if TYPE_CHECKING:
+    from .pool import ObjectPool, Pooled
+
+_log = logging.getLogger("otel_memory")
+
+PressureListener = Callable[[MemoryPressure, MemoryPressure], None]
+
+ACTION_REJECT = "reject"
+ADMISSION_ADMIT = "admit"
+
+
+class PressureResponder(Protocol):
+    """A cache, pool or other component that gives memory back when pressure changes.
+
+    ``respond_to_pressure`` returns True when it did something; the manager then counts one
+    ``memory.pressure.actions`` of kind ``pressure_action`` (e.g. cache_shrink, pool_release).
+    """
+
+    pressure_action: str
+
+    def respond_to_pressure(self, level: MemoryPressure) -> bool: ...
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """A snapshot of the process's memory, as the original design's get_memory_stats().
+
+    Example::
+
+        stats = manager.get_memory_stats()
+        stats.allocated_bytes, stats.peak_usage_bytes, stats.limit_bytes, stats.pressure
+    """
+
+    allocated_bytes: int
+    peak_usage_bytes: int
+    limit_bytes: int
+    limit_source: str
+    usage_bytes: int
+    utilization: float
+    virtual_bytes: int
+    allocation_count: int
+    container_usage_bytes: int | None
+    container_working_set_bytes: int | None
+    pressure: MemoryPressure
+    thresholds: Thresholds
+    pid: int
+
+
+class MemoryManager:
+    """Watches this process's memory and keeps the pressure level; see the module docstring.
+
+    Example::
+
+        with MemoryManager(MemoryManagementConfig.from_env()) as manager:
+            manager.get_memory_pressure()      # MemoryPressure.LOW
+    """
+
+    def __init__(
+        self,
+        config: MemoryManagementConfig | None = None,
+        *,
+        meter_provider: metrics.MeterProvider | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        proc_root: str | Path = "/proc",
+        cgroup_root: str | Path = "/sys/fs/cgroup",
+    ) -> None:
+        if config is not None and not isinstance(config, MemoryManagementConfig):
+            raise ConfigError(f"config={type(config).__name__} is not a MemoryManagementConfig")
+        self.config = config or MemoryManagementConfig()
+        self.meter_provider = meter_provider
+        self.tracer_provider = tracer_provider
+        self._proc_root = proc_root
+        self._cgroup_root = cgroup_root
+        self._lock = threading.RLock()
+        self._listeners: list[PressureListener] = []
+        self._responders: weakref.WeakSet[PressureResponder] = weakref.WeakSet()
+        self._pools: dict[str, ObjectPool[Any]] = {}
+        self._initialized = False
+        self._level = MemoryPressure.LOW
+        self._reset_counts()
+        self.gc_watch = GcPauseWatch()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._instruments: Any = None
+        self._leak_detector: Any = None
+
+    def _reset_counts(self) -> None:
+        self.transitions = {level: 0 for level in MemoryPressure}
+        self.actions: dict[str, int] = {}
+        self.reclaimed: dict[str, int] = {}
+        self.rejections: dict[str, int] = {}
+        self._rejecting_logged = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Discover the limit, start the monitor thread and the instruments (idempotent)."""
+        with self._lock:
+            if self._initialized:
+                return
+            monitor = self.config.monitor_config
+            configured = int(monitor.max_heap_mb * MB) if monitor.max_heap_mb is not None else None
+            self.limit: EffectiveLimit = discover_limit(
+                configured, proc_root=self._proc_root, cgroup_root=self._cgroup_root)
+            self.thresholds = Thresholds.resolve(monitor, self.limit.bytes)
+            self._tracker = PressureTracker(self.thresholds)
+            self.sampler = Sampler(self.limit, proc_root=self._proc_root, enable_uss=self.config.enable_uss)
+            self.trend = TrendTracker(window_s=max(60.0, 120 * monitor.monitoring_interval_ms / 1000))
+            if self.config.enable_tracemalloc:
+                import tracemalloc
+
+                if not tracemalloc.is_tracing():
+                    tracemalloc.start()
+            self.gc_watch.install()
+            from .runtime_metrics import RuntimeMetrics
+
+            self._instruments = RuntimeMetrics(self)
+            self._initialized = True
+            _log.info("otel_memory: limit %d MB from %s; thresholds moderate %d MB, high %d MB, "
+                      "critical %d MB", self.limit.bytes // MB, self.limit.source,
+                      self.thresholds.moderate // MB, self.thresholds.high // MB,
+                      self.thresholds.critical // MB)
+            self.check_pressure()
+            forking.after_fork_in_child(self)
+            self._start_thread()
+            if self.config.enable_leak_detection:
+                self._start_leak_detection()
+
+    def _start_leak_detection(self) -> None:
+        from .leak import LeakDetector
+
+        self._leak_detector = LeakDetector(
+            meter_provider=self.meter_provider, tracer_provider=self.tracer_provider,
+            interval_s=self.config.leak_detection_interval_s,
+            threshold_bytes=int(self.config.leak_detection_threshold_mb * MB), manager=self)
+        self._leak_detector.start()
+
+    @property
+    def leak_detector(self) -> Any:
+        """The LeakDetector this manager started, or None."""
+        return self._leak_detector
+
+    def _start_thread(self) -> None:
+        self._stop = threading.Event()
+        interval = self.config.monitor_config.monitoring_interval_ms / 1000
+        self._thread = threading.Thread(
+            target=_monitor, args=(weakref.ref(self), self._stop, interval),
+            name="otel-memory-monitor", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop monitoring, silence the instruments, close the pools; the app keeps running."""
+        with self._lock:
+            if not self._initialized:
+                return
+            self._initialized = False
+            self._stop.set()
+            self.gc_watch.uninstall()
+            if self._instruments is not None:
+                self._instruments.close()
+            if self._leak_detector is not None:
+                self._leak_detector.stop()
+                self._leak_detector = None
+            pools, self._pools = list(self._pools.values()), {}
+            forking.forget(self)
+        for pool in pools:
+            pool.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+
+    def __enter__(self) -> MemoryManager:
+        self.initialize()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def initialized(self) -> bool:
+        """True between initialize() and shutdown()."""
+        return self._initialized
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+        self._reset_counts()
+        self.gc_watch.reset()
+        if not self._initialized:
+            return
+        self.sampler.reset()
+        self.trend.clear()
+        self._start_thread()
+
+    # --- readings -------------------------------------------------------------------------
+
+    def _require_initialized(self) -> None:
+        if not self._initialized:
+            raise RuntimeError("MemoryManager is not initialized; call initialize() first")
+
+    def usage_of(self, sample: MemorySample) -> int:
+        """The usage pressure is computed from: the container's working set when the limit is
+        the container's, else the RSS of this process."""
+        if self.limit.source in (SOURCE_CGROUP_V1, SOURCE_CGROUP_V2):
+            container = sample.container_working_set or sample.container_usage
+            if container is not None:
+                return container
+        return sample.rss or 0
+
+    def get_memory_stats(self) -> MemoryStats:
+        """Current usage, peak, limit and pressure, from the shared sample."""
+        self._require_initialized()
+        sample = self.sampler.current()
+        usage = self.usage_of(sample)
+        rss = sample.rss or 0
+        return MemoryStats(
+            allocated_bytes=rss, peak_usage_bytes=max(sample.peak or 0, rss),
+            limit_bytes=self.limit.bytes, limit_source=self.limit.source, usage_bytes=usage,
+            utilization=usage / self.limit.bytes, virtual_bytes=sample.vms or 0,
+            allocation_count=sample.allocated_blocks or 0,
+            container_usage_bytes=sample.container_usage,
+            container_working_set_bytes=sample.container_working_set,
+            pressure=self._level, thresholds=self.thresholds, pid=sample.pid)
+
+    def get_memory_pressure(self) -> MemoryPressure:
+        """The level of the last tick."""
+        return self._level
+
+    def get_memory_trend(self) -> TrendReport:
+        """Trend, growth rate, rolling average and peak over the trend window."""
+        self._require_initialized()
+        return self.trend.report()
+
+    # --- pressure -------------------------------------------------------------------------
+
+    def check_pressure(self) -> MemoryPressure:
+        """Run one monitoring tick now: sample, update the level, notify on change."""
+        self._require_initialized()
+        with self._lock:
+            sample = self.sampler.current(max_age_s=0.0)
+            usage = self.usage_of(sample)
+            previous = self._level
+            level = self._tracker.update(usage)
+            self._level = level
+            self.trend.add(sample.time, usage)
+            if level != previous:
+                self.transitions[level] += 1
+                if level != MemoryPressure.CRITICAL:
+                    self._rejecting_logged = False
+                self._announce(level, previous, usage)
+        if self._instruments is not None:
+            self._instruments.record_gc_pauses(self.gc_watch.drain())
+        return level
+
+    def _announce(self, level: MemoryPressure, previous: MemoryPressure, usage: int) -> None:
+        _log.info("Memory pressure changed to %s", level.title)
+        if level == MemoryPressure.CRITICAL:
+            _log.warning("Memory limit exceeded: %d MB used, %d MB limit",
+                         usage // MB, self.limit.bytes // MB)
+        for listener in list(self._listeners):
+            try:
+                listener(level, previous)
+            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+                _log.exception("otel_memory: pressure listener %r failed", listener)
+        for responder in list(self._responders):
+            try:
+                if responder.respond_to_pressure(level):
+                    self.record_action(responder.pressure_action)
+            except Exception:  # noqa: BLE001
+                _log.exception("otel_memory: pressure responder %s failed", type(responder).__name__)
+
+    def on_pressure_change(self, callback: PressureListener) -> Callable[[], None]:
+        """Call ``callback(level, previous)`` on every change of level; returns a remover."""
+        with self._lock:
+            self._listeners.append(callback)
+
+        def remove() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return remove
+
+    def register_responder(self, responder: PressureResponder) -> None:
+        """Tell ``responder`` about every change of level (held weakly)."""
+        self._responders.add(responder)
+
+    def unregister_responder(self, responder: PressureResponder) -> None:
+        """Stop telling ``responder``."""
+        self._responders.discard(responder)
+
+    def responders(self) -> list[PressureResponder]:
+        """The live registered responders."""
+        return list(self._responders)
+
+    def record_action(self, action: str, reclaimed_bytes: int = 0) -> None:
+        """Count one pressure action of kind ``action`` and the memory it gave back."""
+        with self._lock:
+            self.actions[action] = self.actions.get(action, 0) + 1
+            if reclaimed_bytes > 0:
+                self.reclaimed[action] = self.reclaimed.get(action, 0) + reclaimed_bytes
+
+    def admit(self, point: str = ADMISSION_ADMIT) -> None:
+        """Raise MemoryPressureRejected when pressure is critical and admission control is on."""
+        if self._level != MemoryPressure.CRITICAL or not self.config.enable_admission_control:
+            return
+        with self._lock:
+            self.rejections[point] = self.rejections.get(point, 0) + 1
+            self.actions[ACTION_REJECT] = self.actions.get(ACTION_REJECT, 0) + 1
+            if not self._rejecting_logged:
+                self._rejecting_logged = True
+                _log.error("Memory pressure critical, rejecting requests")
+        raise MemoryPressureRejected("memory pressure is critical; the request was rejected")
+
+    # --- pools (the original design's registry) --------------------------------------------
+
+    def create_pool(self, name: str, factory: Callable[[], Any], max_size: int,
+                    **options: Any) -> ObjectPool[Any]:
+        """Create a named ObjectPool that reports through this manager and yields under pressure."""
+        from .pool import ObjectPool
+
+        with self._lock:
+            if name in self._pools:
+                raise ValueError(f"a pool named {name!r} already exists in this MemoryManager")
+            options.setdefault("meter_provider", self.meter_provider)
+            pool: ObjectPool[Any] = ObjectPool(name, factory, max_size, **options)
+            self._pools[name] = pool
+        self.register_responder(pool)
+        return pool
+
+    def get_pool(self, name: str) -> ObjectPool[Any]:
+        """The pool created under ``name``; KeyError lists the known names."""
+        try:
+            return self._pools[name]
+        except KeyError:
+            raise KeyError(f"no pool named {name!r}; known pools: {sorted(self._pools)}") from None
+
+    def get_from_pool(self, name: str, timeout: float | None = None) -> Pooled[Any] | None:
+        """Borrow from the named pool; None when no object can be had within ``timeout``."""
+        try:
+            return self.get_pool(name).acquire(timeout=timeout)
+        except PoolError:
+            return None
+
+
+def _monitor(ref: weakref.ref[MemoryManager], stop: threading.Event, interval: float) -> None:
+    while not stop.wait(interval):
+        manager = ref()
+        if manager is None or not manager.initialized:
+            return
+        try:
+            manager.check_pressure()
+        except Exception as error:  # noqa: BLE001 - the monitor must never die
+            _log.warning("otel_memory: monitoring tick failed: %s: %s", type(error).__name__, error)
+        del manager

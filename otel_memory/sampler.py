@@ -1,0 +1,174 @@
+"""One memory sample per collection cycle, shared by every callback and the monitor.
+
+The peer instrumentation calls psutil once per callback (~1.1 ms a collection); here the first
+reader of a cycle takes one sample and everyone else reuses it while it is fresh. A probe that
+fails disables its signal with one warning; the rest of the sample carries on.
+
+Example::
+
+    sampler = Sampler(discover_limit())
+    sample = sampler.current()
+    sample.rss, sample.peak
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+from . import probes
+from .limits import EffectiveLimit
+
+_log = logging.getLogger("otel_memory")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    """Everything one collection cycle reports; None where a signal is off or unavailable.
+
+    Example::
+
+        sample = Sampler(discover_limit()).take()
+        sample.rss >= sample.allocated_blocks   # bytes against blocks: both present
+    """
+
+    time: float
+    pid: int
+    rss: int | None = None
+    vms: int | None = None
+    peak: int | None = None
+    minor_faults: int | None = None
+    major_faults: int | None = None
+    allocated_blocks: int | None = None
+    gc: tuple[tuple[int, int, int], ...] | None = None
+    container_usage: int | None = None
+    container_working_set: int | None = None
+    oom_kills: int | None = None
+    psi_some_s: float | None = None
+    psi_full_s: float | None = None
+    uss: int | None = None
+    tracemalloc_current: int | None = None
+    tracemalloc_peak: int | None = None
+
+
+class Sampler:
+    """Takes MemorySamples and shares the latest one for ``max_age_s`` seconds.
+
+    Example::
+
+        sampler = Sampler(limit, proc_root="/proc", enable_uss=False)
+        sampler.current().rss
+    """
+
+    def __init__(
+        self,
+        limit: EffectiveLimit,
+        *,
+        proc_root: str | Path = "/proc",
+        enable_uss: bool = False,
+        max_age_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limit = limit
+        self._proc = Path(proc_root)
+        self._enable_uss = enable_uss
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._latest: MemorySample | None = None
+        self._disabled: set[str] = set()
+        self._process: psutil.Process | None = None
+        psi = limit.cgroup.pressure if limit.cgroup else None
+        self._psi_path = psi if psi is not None and psi.exists() else self._proc / "pressure" / "memory"
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        """Signals switched off after their probe failed."""
+        return frozenset(self._disabled)
+
+    def current(self, max_age_s: float | None = None) -> MemorySample:
+        """The latest sample if it is fresh and of this process, else a new one."""
+        age = self._max_age_s if max_age_s is None else max_age_s
+        with self._lock:
+            latest = self._latest
+            if latest is None or latest.pid != os.getpid() or self._clock() - latest.time > age:
+                latest = self._latest = self.take()
+            return latest
+
+    def reset(self) -> None:
+        """Forget the cached sample and process handle (after fork)."""
+        self._latest = None
+        self._process = None
+        self._lock = threading.Lock()
+
+    def _probe(self, signal: str, read: Callable[[], _T]) -> _T | None:
+        if signal in self._disabled:
+            return None
+        try:
+            return read()
+        except Exception as error:  # noqa: BLE001 - any probe failure disables the signal only
+            self._disabled.add(signal)
+            _log.warning("otel_memory: %s is unavailable and disabled: %s: %s",
+                         signal, type(error).__name__, error)
+            return None
+
+    def _psutil_process(self) -> psutil.Process:
+        if self._process is None or self._process.pid != os.getpid():
+            self._process = psutil.Process(os.getpid())
+        return self._process
+
+    def _rss_vms(self) -> tuple[int, int]:
+        statm = self._proc / "self" / "statm"
+        if statm.exists():
+            return probes.read_statm(statm)
+        info = self._psutil_process().memory_info()
+        return int(info.rss), int(info.vms)
+
+    def take(self) -> MemorySample:
+        """Read every enabled signal now."""
+        rss_vms = self._probe("process.memory", self._rss_vms)
+        rusage = self._probe("rusage", probes.read_rusage)
+        cgroup = self._limit.cgroup
+        usage = working_set = oom_kills = None
+        if cgroup is not None:
+            usage = self._probe("container.usage", lambda: probes.read_int_file(cgroup.usage))
+            inactive_key = "inactive_file" if cgroup.version == 2 else "total_inactive_file"
+            stat = self._probe("container.working_set",
+                               lambda: probes.read_keyed(cgroup.stat, inactive_key))
+            if usage is not None and stat is not None:
+                working_set = max(0, usage - stat[inactive_key])
+            events = self._probe("container.oom_kills",
+                                 lambda: probes.read_keyed(cgroup.events, "oom_kill"))
+            oom_kills = events["oom_kill"] if events is not None else None
+        psi = self._probe("psi", lambda: probes.read_psi_totals(self._psi_path))
+        traced = self._probe("tracemalloc", probes.read_tracemalloc)
+        uss = (self._probe("uss", lambda: int(self._psutil_process().memory_full_info().uss))
+               if self._enable_uss else None)
+        return MemorySample(
+            time=self._clock(),
+            pid=os.getpid(),
+            rss=rss_vms[0] if rss_vms else None,
+            vms=rss_vms[1] if rss_vms else None,
+            peak=rusage[0] if rusage else None,
+            minor_faults=rusage[1] if rusage else None,
+            major_faults=rusage[2] if rusage else None,
+            allocated_blocks=self._probe("allocated_blocks", probes.read_allocated_blocks),
+            gc=self._probe("gc", probes.read_gc_stats),
+            container_usage=usage,
+            container_working_set=working_set,
+            oom_kills=oom_kills,
+            psi_some_s=psi[0] if psi else None,
+            psi_full_s=psi[1] if psi else None,
+            uss=uss,
+            tracemalloc_current=traced[0] if traced else None,
+            tracemalloc_peak=traced[1] if traced else None,
+        )

@@ -1,0 +1,74 @@
+"""Shared fixtures: an SDK MeterProvider with an in-memory reader, and tool requirements."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools" / "root"
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def meter_provider(reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
+    provider = MeterProvider(metric_readers=[reader])
+    yield provider
+    provider.shutdown()
+
+
+def collect(reader: InMemoryMetricReader) -> dict[str, Any]:
+    """{metric name: Metric} of one collection."""
+    data = reader.get_metrics_data()
+    result: dict[str, Any] = {}
+    if data is None:
+        return result
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                result[metric.name] = metric
+    return result
+
+
+def points(metrics: dict[str, Any], name: str) -> list[tuple[Any, dict[str, Any]]]:
+    """(value, attributes) of every data point of ``name`` (histograms give their count)."""
+    metric = metrics.get(name)
+    if metric is None:
+        return []
+    result = []
+    for point in metric.data.data_points:
+        value = getattr(point, "value", None)
+        if value is None:
+            value = point.count
+        result.append((value, dict(point.attributes or {})))
+    return result
+
+
+def require_tool(name: str) -> str:
+    """The path of an external tool: from .tools (installed by `make test`) or PATH.
+
+    Skips the test when the tool is missing, except under CI=true, where it fails.
+    """
+    postgres_bin = TOOLS / "usr" / "lib" / "postgresql" / "15" / "bin"
+    for candidate in (TOOLS / "usr" / "bin" / name, postgres_bin / name):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed; run `make test` (scripts/install-tools.sh) to fetch it"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+    raise AssertionError("unreachable")
