@@ -145,8 +145,7 @@ def _workload(manager: MemoryManager, stop: threading.Event, options: DemoOption
         with pool.borrow() as buffer:
             buffer[0:4] = b"demo"
         key = int(random.paretovariate(1.2)) % 2000
-        if cache.get(key) is None:
-            cache.insert(key, os.urandom(512 + key % 2048))
+        cache.get_or_load(key, lambda k: os.urandom(512 + k % 2048))
         batch = [{"id": i, "tags": [str(i)] * 3} for i in range(200)]
         del batch
         if options.leak and time.monotonic() - last_leak >= options.leak_interval_s:
