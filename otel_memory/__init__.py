@@ -1,5 +1,12 @@
 """otel_memory: memory observability for Python services through OpenTelemetry."""
 
+from .cache import (
+    CachePressurePolicy,
+    SmartCache,
+    instrument_cachetools,
+    instrument_lru_cache,
+    smart_cached,
+)
 from .config import MemoryLimitConfig, MemoryManagementConfig
 from .errors import (
     CacheRefused,
@@ -13,10 +20,15 @@ from .errors import (
 )
 from .instrumentor import MemoryInstrumentor, instrument, uninstrument
 from .manager import MemoryManager, MemoryStats
+from .pool import AsyncObjectPool, AsyncPooled, ObjectPool, Pooled, PoolStats
 from .pressure import MemoryPressure
+from .response import MemoryPressureManager, PressurePolicy, memory_guard
 from .trend import MemoryTrend, TrendReport
 
 __all__ = [
+    "AsyncObjectPool",
+    "AsyncPooled",
+    "CachePressurePolicy",
     "CacheRefused",
     "ConfigError",
     "EntryTooLarge",
@@ -25,14 +37,24 @@ __all__ = [
     "MemoryManagementConfig",
     "MemoryManager",
     "MemoryPressure",
+    "MemoryPressureManager",
     "MemoryPressureRejected",
     "MemoryStats",
     "MemoryTrend",
+    "ObjectPool",
     "OtelMemoryError",
     "PoolClosed",
     "PoolExhausted",
+    "PoolStats",
     "PoolTimeout",
+    "Pooled",
+    "PressurePolicy",
+    "SmartCache",
     "TrendReport",
     "instrument",
+    "instrument_cachetools",
+    "instrument_lru_cache",
+    "memory_guard",
+    "smart_cached",
     "uninstrument",
 ]
