@@ -101,11 +101,12 @@ def main() -> None:
         # Leak detection: a list that only grows; the detector ranks it after sustained growth.
         detector = manager.leak_detector
         report = None
-        for _ in range(8):
+        checks = detector.policy.warmup_checks + detector.policy.min_growth_checks + 1
+        for _ in range(checks):
             LEAKED.extend(Session() for _ in range(5000))
             report = detector.check()
         suspects = [suspect.type_name for suspect in report.suspects] if report else []
-        print(f"leak detection: suspects after 8 checks: {suspects[:3]}")
+        print(f"leak detection: suspects after {checks} checks: {suspects[:3]}")
 
         # Statistics, pressure, trend and the health endpoint's JSON.
         manager.check_pressure()

@@ -19,6 +19,7 @@ from .errors import (
     PoolTimeout,
 )
 from .instrumentor import MemoryInstrumentor, instrument, uninstrument
+from .leak import LeakDetector, LeakReport, LeakSuspect
 from .manager import MemoryManager, MemoryStats
 from .pool import AsyncObjectPool, AsyncPooled, ObjectPool, Pooled, PoolStats
 from .pressure import MemoryPressure
@@ -32,6 +33,9 @@ __all__ = [
     "CacheRefused",
     "ConfigError",
     "EntryTooLarge",
+    "LeakDetector",
+    "LeakReport",
+    "LeakSuspect",
     "MemoryInstrumentor",
     "MemoryLimitConfig",
     "MemoryManagementConfig",

@@ -1,0 +1,38 @@
+"""Leak detection: chunked heap censuses, sustained-growth ranking and leak-suspect reports.
+
+- ``census``: a type census of the heap in chunks (aggregates only), pympler summary rows;
+- ``ranking``: which types keep setting new peaks, scored by the rule of succession;
+- ``window``: the opt-in rising-floor test for growth hidden in churn of the same type;
+- ``report``: ``LeakSuspect`` and ``LeakReport`` (JSON for the health endpoint);
+- ``attribution``: a bounded tracemalloc window naming allocation sites;
+- ``detector``: ``LeakDetector``, which runs it all and emits spans, metrics and logs.
+
+Example::
+
+    from otel_memory.leak import LeakDetector
+
+    detector = LeakDetector(interval_s=60.0)
+    detector.start()
+    report = detector.check()
+    [suspect.type_name for suspect in report.suspects]
+"""
+
+from __future__ import annotations
+
+from .census import HeapSnapshot, SnapshotDiff, TypeDelta, TypeTotal
+from .detector import LeakDetector
+from .ranking import RankingPolicy
+from .report import LeakReport, LeakSuspect, ProcessGrowth, SummaryRow
+
+__all__ = [
+    "HeapSnapshot",
+    "LeakDetector",
+    "LeakReport",
+    "LeakSuspect",
+    "ProcessGrowth",
+    "RankingPolicy",
+    "SnapshotDiff",
+    "SummaryRow",
+    "TypeDelta",
+    "TypeTotal",
+]

@@ -1,0 +1,254 @@
+"""A type census of the heap, taken in chunks so that the application never waits long.
+
+``gc.get_objects()`` lists every object the collector tracks; the census walks that list in
+chunks of ``chunk_size`` objects and releases the GIL between chunks (``time.sleep(0)``), so a
+thread that wants to run waits for one chunk, not for the whole heap. Each chunk is counted
+with C-level iterators only (``map``, ``zip``, ``Counter.update``): per type the number of
+objects and the bytes ``sys.getsizeof`` reports.
+
+Objects the collector does not track (strings, ints, dicts holding only atoms) are counted one
+reference away from a tracked container, as pympler's ``muppy`` does, so that a leak of
+strings or of small dicts into a list shows under ``str`` and ``dict``, not only as the list's
+own growth. Those untracked objects are de-duplicated within a chunk (by identity); an object
+shared by containers of several chunks may be counted more than once. The census is made for
+growth over time, where that constant error cancels out.
+
+A container larger than a chunk (a list of a million items, a big dict or set) has its
+references read in slices with pauses between, so that it does not turn into one long call.
+The one step that cannot be split is ``gc.get_objects()`` itself: one C call, about 10-15 ms
+per million tracked objects (see benchmarks/bench_leak.py).
+
+Only aggregates are kept: the snapshot holds type names, counts and sizes, never an object.
+The list of objects is consumed from its end while walking, so the census stops holding each
+chunk of objects as soon as it is counted. An object whose ``__sizeof__`` fails counts with
+0 bytes.
+
+Example::
+
+    before = take_census()
+    ...
+    after = take_census()
+    for row in compare(before, after).rows[:5]:
+        print(row.type_name, row.count_delta, row.size_delta)
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import compress, filterfalse
+
+from pympler import summary
+
+DEFAULT_CHUNK_SIZE = 5_000
+
+# pympler summary rows: [type name, object count, total bytes]
+SummaryRows = list[list[object]]
+
+
+@dataclass(frozen=True)
+class TypeTotal:
+    """Object count and bytes of one type in a census.
+
+    Example::
+
+        TypeTotal("dict", 12_000, 1_500_000)
+    """
+
+    type_name: str
+    count: int
+    size: int
+
+
+@dataclass(frozen=True)
+class HeapSnapshot:
+    """The aggregates of one census: per type name, how many objects and how many bytes.
+
+    Example::
+
+        snapshot = take_census()
+        snapshot.totals["dict"].count, snapshot.objects_scanned, snapshot.heap_bytes
+        snapshot.summary()     # pympler summary rows: [[type name, count, bytes], ...]
+    """
+
+    taken_at: float
+    """time.monotonic() when the census finished."""
+    totals: dict[str, TypeTotal]
+    objects_scanned: int
+    heap_bytes: int
+    duration_s: float
+    cpu_s: float
+
+    def summary(self) -> SummaryRows:
+        """The snapshot as pympler summary rows (``pympler.summary.print_`` can show them)."""
+        return [[total.type_name, total.count, total.size] for total in self.totals.values()]
+
+
+@dataclass(frozen=True)
+class TypeDelta:
+    """How one type changed between two snapshots.
+
+    Example::
+
+        TypeDelta("myapp.Session", count_delta=2000, size_delta=112_000)
+    """
+
+    type_name: str
+    count_delta: int
+    size_delta: int
+
+
+@dataclass(frozen=True)
+class SnapshotDiff:
+    """The change from one snapshot to a later one, largest growth in bytes first.
+
+    Example::
+
+        diff = compare(before, after)
+        diff.rows[0].type_name, diff.elapsed_s, diff.size_delta
+    """
+
+    rows: tuple[TypeDelta, ...]
+    elapsed_s: float
+
+    @property
+    def size_delta(self) -> int:
+        """Net change of the counted bytes."""
+        return sum(row.size_delta for row in self.rows)
+
+    @property
+    def count_delta(self) -> int:
+        """Net change of the counted objects."""
+        return sum(row.count_delta for row in self.rows)
+
+
+def type_name(kind: type) -> str:
+    """The name pympler gives a type: ``dict`` for builtins, ``module.Qualname`` otherwise."""
+    module = getattr(kind, "__module__", None)
+    qualname = getattr(kind, "__qualname__", None)
+    if not isinstance(qualname, str):
+        qualname = kind.__name__
+    if not isinstance(module, str) or module == "builtins":
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
+                pause: Callable[[float], None] = time.sleep) -> HeapSnapshot:
+    """Count every tracked object, and the untracked ones they hold, by type, in chunks.
+
+    ``pause(0)`` runs between chunks; it releases the GIL so other threads run.
+    """
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r}; expected a positive int")
+    started = time.perf_counter()
+    cpu_started = time.thread_time()
+    pairs: Counter[tuple[type, int]] = Counter()
+    objects = gc.get_objects()
+    scanned = len(objects)
+    try:
+        while objects:
+            pause(0)
+            chunk = objects[-chunk_size:]
+            del objects[-chunk_size:]
+            scanned += _count_chunk(chunk, pairs, chunk_size, pause)
+            del chunk
+    finally:
+        del objects
+    totals = _totals(pairs.items())
+    heap_bytes = sum(total.size for total in totals.values())
+    return HeapSnapshot(
+        taken_at=time.monotonic(), totals=totals, objects_scanned=scanned, heap_bytes=heap_bytes,
+        duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started)
+
+
+def _count_chunk(chunk: list[object], pairs: Counter[tuple[type, int]], chunk_size: int,
+                 pause: Callable[[float], None]) -> int:
+    """Count a chunk and the untracked objects it holds; how many of those there were."""
+    sizes = _sizes(chunk)
+    # (type, size) pairs are counted in C; a type has few distinct sizes.
+    pairs.update(zip(map(type, chunk), sizes, strict=True))
+    big = 8 * chunk_size     # bytes of a container holding about chunk_size references
+    if max(sizes, default=0) <= big:
+        return _count_untracked(gc.get_referents(*chunk), pairs)
+    # A huge container (a list of a million items) would make one get_referents() call as
+    # long as the whole census: its references are read in slices, with pauses between.
+    scanned = _count_untracked(gc.get_referents(*compress(chunk, map(big.__ge__, sizes))), pairs)
+    for container in compress(chunk, map(big.__lt__, sizes)):
+        for part in _referents_in_slices(container, chunk_size):
+            scanned += _count_untracked(part, pairs)
+            pause(0)
+    return scanned
+
+
+def _referents_in_slices(container: object, size: int) -> Iterator[list[object]]:
+    if isinstance(container, (list, tuple)):
+        for start in range(0, len(container), size):
+            yield list(container[start:start + size])
+        return
+    try:
+        if isinstance(container, dict):
+            parts: list[list[object]] = [list(container), list(container.values())]
+        elif isinstance(container, (set, frozenset, deque)):
+            parts = [list(container)]
+        else:
+            parts = [gc.get_referents(container)]
+    except RuntimeError:      # changed size while being copied (another thread): skip it
+        return
+    for items in parts:
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+
+
+def _count_untracked(referents: list[object], pairs: Counter[tuple[type, int]]) -> int:
+    untracked = list(filterfalse(gc.is_tracked, referents))
+    del referents
+    unique = list(dict(zip(map(id, untracked), untracked, strict=True)).values())
+    del untracked
+    pairs.update(zip(map(type, unique), _sizes(unique), strict=True))
+    return len(unique)
+
+
+def _sizes(objects: list[object]) -> list[int]:
+    """sys.getsizeof of each object; 0 for one whose own __sizeof__ fails."""
+    try:
+        return list(map(sys.getsizeof, objects))
+    except Exception:  # noqa: BLE001 - a user's __sizeof__ may raise anything
+        return [_size_of(obj) for obj in objects]
+
+
+def _size_of(obj: object) -> int:
+    try:
+        return sys.getsizeof(obj)
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _totals(pairs: Iterable[tuple[tuple[type, int], int]]) -> dict[str, TypeTotal]:
+    counts: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    names: dict[type, str] = {}
+    for (kind, size), count in pairs:
+        name = names.get(kind)
+        if name is None:
+            name = names[kind] = type_name(kind)
+        counts[name] = counts.get(name, 0) + count
+        sizes[name] = sizes.get(name, 0) + size * count
+    return {name: TypeTotal(name, counts[name], sizes[name]) for name in counts}
+
+
+def compare(before: HeapSnapshot, after: HeapSnapshot) -> SnapshotDiff:
+    """What changed from ``before`` to ``after``, through pympler's ``summary.get_diff``."""
+    for name, value in (("before", before), ("after", after)):
+        if not isinstance(value, HeapSnapshot):
+            raise TypeError(f"{name}={type(value).__name__}; expected a HeapSnapshot from snapshot()")
+    rows = [TypeDelta(str(key), int(count), int(size))  # type: ignore[call-overload]
+            for key, count, size in summary.get_diff(  # type: ignore[no-untyped-call]
+                before.summary(), after.summary())]
+    rows = [row for row in rows if row.count_delta or row.size_delta]
+    rows.sort(key=lambda row: (-row.size_delta, -row.count_delta, row.type_name))
+    return SnapshotDiff(tuple(rows), after.taken_at - before.taken_at)

@@ -1,0 +1,135 @@
+"""The chunked heap census: exact counts, untracked objects, huge containers, no references kept."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from pympler import summary
+
+from otel_memory.leak.census import HeapSnapshot, compare, take_census, type_name
+
+
+class Widget:
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+def test_a_census_counts_every_instance_of_a_type_and_its_bytes() -> None:
+    widgets = [Widget(i) for i in range(5000)]
+    snapshot = take_census(chunk_size=700)
+    total = snapshot.totals[type_name(Widget)]
+    assert total.count == 5000
+    assert total.size == 5000 * sys.getsizeof(widgets[0])
+    assert snapshot.objects_scanned >= len(gc.get_objects()) - 1000
+    assert snapshot.heap_bytes == sum(t.size for t in snapshot.totals.values())
+    assert snapshot.duration_s > 0 and snapshot.cpu_s >= 0
+
+
+def test_type_names_are_those_pympler_gives() -> None:
+    assert type_name(dict) == "dict"
+    assert type_name(Widget) == f"{__name__}.Widget"
+    assert summary._repr(Widget(1)) == type_name(Widget)
+
+
+@pytest.fixture
+def quiet_gc() -> Iterator[None]:
+    """No garbage of earlier tests freed between two censuses of a test."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_untracked_strings_and_atomic_dicts_held_by_a_list_are_counted(quiet_gc: None) -> None:
+    before = take_census()
+    held = [f"line-{i}-of-the-log" for i in range(4000)]
+    small = [{"id": i, "state": "open"} for i in range(3000)]
+    assert not gc.is_tracked(small[0]) and not gc.is_tracked(held[0])
+    after = take_census()
+    assert after.totals["str"].count - before.totals["str"].count >= 4000
+    assert after.totals["dict"].count - before.totals["dict"].count >= 3000
+    assert after.totals["dict"].size - before.totals["dict"].size >= 3000 * sys.getsizeof(small[0])
+    del held, small
+
+
+def test_a_huge_container_is_read_in_slices_with_pauses_between() -> None:
+    held = [str(i) * 3 for i in range(60_000)]
+    pauses: list[float] = []
+    snapshot = take_census(chunk_size=2000, pause=pauses.append)
+    assert snapshot.totals["str"].count >= 60_000
+    chunks = len(gc.get_objects()) // 2000
+    assert len(pauses) >= chunks + 60_000 // 2000     # the list's 60k items cost 30 more pauses
+    assert set(pauses) == {0}
+    del held
+
+
+def test_a_huge_dict_and_set_are_read_in_slices_too(quiet_gc: None) -> None:
+    table = {i: f"value-{i}" for i in range(30_000)}
+    members = {f"member-{i}" for i in range(30_000)}
+    before_str = take_census(chunk_size=1000).totals["str"].count
+    del members
+    after_str = take_census(chunk_size=1000).totals["str"].count
+    assert before_str - after_str >= 30_000
+    del table
+
+
+def test_the_census_keeps_no_reference_to_any_object() -> None:
+    widget = Widget(1)
+    ref = weakref.ref(widget)
+    snapshot = take_census()
+    del widget
+    assert ref() is None
+    for total in snapshot.totals.values():
+        assert type(total.type_name) is str and type(total.count) is int and type(total.size) is int
+
+
+def test_snapshots_are_pympler_rows_and_compare_uses_its_diff(quiet_gc: None) -> None:
+    before = take_census()
+    widgets = [Widget(i) for i in range(1200)]
+    after = take_census()
+    rows = after.summary()
+    assert all(len(row) == 3 for row in rows)
+    assert list(summary.format_(rows, limit=3))       # pympler can print our rows
+    diff = compare(before, after)
+    delta = {row.type_name: row for row in diff.rows}[type_name(Widget)]
+    assert delta.count_delta == 1200
+    assert delta.size_delta == 1200 * sys.getsizeof(widgets[0])
+    assert [row.size_delta for row in diff.rows] == sorted((row.size_delta for row in diff.rows),
+                                                          reverse=True)
+    assert diff.elapsed_s == after.taken_at - before.taken_at
+    del widgets
+
+
+def test_bad_input_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="chunk_size=0; expected a positive int"):
+        take_census(chunk_size=0)
+    snapshot = take_census()
+    with pytest.raises(TypeError, match="before=dict; expected a HeapSnapshot"):
+        compare({}, snapshot)  # type: ignore[arg-type]
+    assert isinstance(snapshot, HeapSnapshot)
+
+
+class BrokenSize:
+    def __sizeof__(self) -> int:
+        raise RuntimeError("a broken __sizeof__")
+
+
+class NegativeSize:
+    def __sizeof__(self) -> int:
+        return -5
+
+
+def test_objects_whose_size_cannot_be_read_are_counted_with_zero_bytes() -> None:
+    held = [BrokenSize() for _ in range(10)] + [NegativeSize() for _ in range(5)]
+    snapshot = take_census()
+    assert snapshot.totals[type_name(BrokenSize)].count == 10
+    assert snapshot.totals[type_name(BrokenSize)].size == 0
+    assert snapshot.totals[type_name(NegativeSize)].count == 5
+    assert snapshot.totals["list"].count > 0        # the rest of those chunks was counted too
+    del held

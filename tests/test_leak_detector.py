@@ -1,0 +1,254 @@
+"""The LeakDetector: check(), spans and events, metrics, logs, privacy, the thread, the manager."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import time
+import weakref
+
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_memory import catalog as c
+from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory.leak import LeakDetector, RankingPolicy
+from otel_memory.leak.census import type_name
+from otel_memory.manager import MemoryManager
+from tests.conftest import collect, points
+
+FAST = RankingPolicy(warmup_checks=1, min_growth_checks=2, min_growth_objects=500)
+SECRET = "s3cr3t-api-key-value"
+
+
+class Credential:
+    def __init__(self, number: int) -> None:
+        self.token = f"{SECRET}-{number}"
+
+
+class Marker:
+    pass
+
+
+@pytest.fixture
+def spans() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def leak_checks(detector: LeakDetector, held: list[object], checks: int) -> None:
+    for _ in range(checks):
+        held.extend(Credential(len(held)) for _ in range(1000))
+        detector.check()
+
+
+def test_a_growing_type_is_reported_spanned_measured_and_logged_without_values(
+        meter_provider: object, reader: InMemoryMetricReader,
+        spans: tuple[TracerProvider, InMemorySpanExporter], caplog: pytest.LogCaptureFixture) -> None:
+    provider, exporter = spans
+    detector = LeakDetector(meter_provider=meter_provider, tracer_provider=provider,  # type: ignore[arg-type]
+                            policy=FAST, deep_look=False)
+    assert detector.latest_report() is None
+    held: list[object] = []
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        leak_checks(detector, held, 4)
+    report = detector.latest_report()
+    assert report is not None and report.check_number == 4
+    names = [s.type_name for s in report.suspects]
+    assert type_name(Credential) in names
+    suspect = report.suspects[names.index(type_name(Credential))]
+    assert suspect.count_delta == 3000 and suspect.snapshots == 3 and suspect.allocation_site is None
+
+    finished = exporter.get_finished_spans()
+    assert [s.name for s in finished] == [c.SPAN_LEAK_CHECK] * 4
+    last = finished[-1]
+    assert last.attributes[c.ATTR_LEAK_CHECK_PREFIX + "objects_scanned"] == report.objects_scanned
+    assert last.attributes[c.ATTR_LEAK_CHECK_PREFIX + "heap_bytes"] == report.heap_bytes
+    assert last.attributes[c.ATTR_LEAK_CHECK_PREFIX + "duration_s"] > 0
+    events = [e for e in last.events if e.name == c.EVENT_LEAK_SUSPECT]
+    assert len(events) == len(report.suspects)
+    by_type = {e.attributes[c.ATTR_LEAK_SUSPECT_PREFIX + "type_name"]: e.attributes for e in events}
+    attributes = by_type[type_name(Credential)]
+    assert attributes[c.ATTR_LEAK_SUSPECT_PREFIX + "count_delta"] == 3000
+    assert attributes[c.ATTR_LEAK_SUSPECT_PREFIX + "score"] == pytest.approx(suspect.score)
+    assert c.ATTR_LEAK_SUSPECT_PREFIX + "allocation_site" not in attributes   # None is left out
+
+    metrics = collect(reader)
+    assert points(metrics, c.MEMORY_LEAK_CHECKS.name) == [(4, {})]
+    assert points(metrics, c.MEMORY_LEAK_SUSPECTS.name) == [(len(report.suspects), {})]
+    assert points(metrics, c.MEMORY_LEAK_SUSPECTS_DETECTED.name)[0][0] >= 1
+    assert points(metrics, c.MEMORY_LEAK_OBJECTS_SCANNED.name) == [(report.objects_scanned, {})]
+    assert points(metrics, c.MEMORY_LEAK_CHECK_DURATION.name)[0][0] == pytest.approx(report.duration_s)
+    assert points(metrics, c.MEMORY_LEAK_GROWTH_RATE.name)[0][0] == pytest.approx(
+        report.growth_bytes_per_s)
+
+    warnings = [r.getMessage() for r in caplog.records if type_name(Credential) in r.getMessage()]
+    assert len(warnings) == 1     # once, when it became a suspect
+    assert warnings[0].startswith(f"Potential memory leak: {type_name(Credential)} grew by 3000 objects")
+    assert warnings[0].endswith("over 3 snapshots")   # 2 peaks score 0.75 < 0.8
+
+    everything = json.dumps(report.to_json_dict()) + " ".join(r.getMessage() for r in caplog.records)
+    everything += repr([(s.attributes, [e.attributes for e in s.events]) for s in finished])
+    assert SECRET not in everything
+    detector.stop()
+    assert collect(reader).get(c.MEMORY_LEAK_CHECKS.name) is None   # silenced
+
+
+def test_snapshot_and_compare_give_the_change_between_two_moments() -> None:
+    detector = LeakDetector(deep_look=False)
+    before = detector.snapshot()
+    held = [Marker() for _ in range(700)]
+    diff = detector.compare(before, detector.snapshot())
+    assert {row.type_name: row.count_delta for row in diff.rows}[type_name(Marker)] == 700
+    del held
+
+
+def test_start_runs_checks_from_a_thread_and_stop_ends_it() -> None:
+    detector = LeakDetector(interval_s=0.05, deep_look=False)
+    detector.start()
+    detector.start()                         # idempotent
+    deadline = time.monotonic() + 10
+    while detector.counters.checks < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert detector.counters.checks >= 2 and detector.running
+    thread = detector._thread
+    detector.stop()
+    assert thread is not None and not thread.is_alive() and not detector.running
+
+
+def test_the_thread_does_not_keep_the_detector_alive() -> None:
+    detector = LeakDetector(interval_s=0.05, deep_look=False)
+    detector.start()
+    thread = detector._thread
+    ref = weakref.ref(detector)
+    del detector
+    gc.collect()
+    assert ref() is None
+    assert thread is not None
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_growth_of_the_process_past_the_threshold_is_an_alert_before_any_type_is_blamed(
+        meter_provider: object, reader: InMemoryMetricReader,
+        spans: tuple[TracerProvider, InMemorySpanExporter], caplog: pytest.LogCaptureFixture) -> None:
+    provider, exporter = spans
+    manager = MemoryManager(MemoryManagementConfig(enable_leak_detection=False,
+                                                   monitor_config=MemoryLimitConfig(max_heap_mb=8192)))
+    manager.initialize()
+    try:
+        manager.trend.clear()
+        start = time.monotonic() - 100
+        for i in range(11):
+            manager.trend.add(start + 10 * i, 500 * MB + i * 20 * MB)     # +200 MB in 100 s
+        detector = LeakDetector(meter_provider=meter_provider, tracer_provider=provider,  # type: ignore[arg-type]
+                                threshold_bytes=100 * MB, manager=manager, deep_look=True,
+                                deep_look_interval_s=3600.0)
+        with caplog.at_level(logging.WARNING, logger="otel_memory"):
+            first = detector.check()
+            second = detector.check()
+        assert first.process_growth is not None and first.process_growth.alert
+        assert first.process_growth.growth_bytes == pytest.approx(200 * MB)
+        assert first.suspects == []
+        assert first.deep_summary and first.deep_summary[0].size >= first.deep_summary[-1].size
+        assert second.deep_summary == ()                      # rate-limited
+        assert points(collect(reader), c.MEMORY_LEAK_PROCESS_GROWTH_ALERT.name) == [(1, {})]
+        events = [e for e in exporter.get_finished_spans()[0].events
+                  if e.name == c.EVENT_LEAK_PROCESS_GROWTH]
+        assert events[0].attributes[c.ATTR_LEAK_PROCESS_GROWTH_PREFIX + "threshold_bytes"] == 100 * MB
+        alerts = [r for r in caplog.records if "the process grew by 200.0 MB" in r.getMessage()]
+        assert len(alerts) == 1                                # when it starts, not every check
+        detector.stop()
+    finally:
+        manager.shutdown()
+
+
+def test_a_manager_with_leak_detection_starts_and_stops_a_detector() -> None:
+    manager = MemoryManager(MemoryManagementConfig(leak_detection_interval_s=30.0,
+                                                   leak_detection_threshold_mb=50))
+    manager.initialize()
+    detector = manager.leak_detector
+    assert isinstance(detector, LeakDetector) and detector.running
+    assert detector.interval_s == 30.0 and detector.threshold_bytes == 50 * MB
+    assert detector.policy == RankingPolicy()
+    thread = detector._thread
+    assert thread is not None and thread.is_alive() and thread.name == "otel-memory-leak-detector"
+    manager.shutdown()
+    assert not detector.running and not thread.is_alive() and manager.leak_detector is None
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"interval_s": 0}, "interval_s=0; expected a positive number of seconds"),
+    ({"threshold_bytes": -1}, "threshold_bytes=-1; expected an int >= 0"),
+    ({"chunk_size": 0}, "chunk_size=0; expected a positive int"),
+])
+def test_bad_options_are_refused_naming_the_option(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LeakDetector(**options)  # type: ignore[arg-type]
+
+
+class Parcel:
+    def __init__(self) -> None:
+        self.payload = bytes(1000)
+
+
+def test_new_suspects_get_their_allocation_site_from_a_bounded_tracemalloc_window() -> None:
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()
+    detector = LeakDetector(policy=FAST, deep_look=False, attribute_allocations=True,
+                            attribution_window_s=0.05)
+    held: list[Parcel] = []
+    sites = []
+    for _ in range(6):
+        held.extend(Parcel() for _ in range(1000))
+        report = detector.check()
+        sites.append({s.type_name: s.allocation_site for s in report.suspects}.get(type_name(Parcel)))
+        time.sleep(0.06)
+    first = next(i for i, site in enumerate(sites) if site is not None)
+    assert sites[first - 1] is None            # suspect at first, the site comes with the next check
+    assert sites[-1] is not None and sites[-1].split(":")[0].endswith("test_leak_detector.py")
+    assert not tracemalloc.is_tracing()        # the window was closed
+    detector.stop()
+
+
+def test_a_forked_child_restarts_the_thread_with_a_fresh_history() -> None:
+    import os
+
+    detector = LeakDetector(interval_s=0.05, policy=FAST, deep_look=False)
+    detector.check()
+    detector.start()
+    pid = os.fork()
+    if pid == 0:   # the child: exit status says what it saw
+        ok = (detector.latest_report() is None and detector._thread is not None
+              and detector._thread.is_alive())
+        deadline = time.monotonic() + 5
+        while detector.latest_report() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        report = detector.latest_report()
+        os._exit(0 if ok and report is not None and report.check_number == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    detector.stop()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_without_a_manager_the_detector_follows_the_process_rss_itself() -> None:
+    detector = LeakDetector(threshold_bytes=10 * MB, deep_look=False, trend_window_s=600.0)
+    held: list[bytes] = []
+    reports = []
+    for _ in range(5):
+        held.append(b"x" * (25 * MB))          # touched pages: RSS grows by 25 MB each time
+        reports.append(detector.check())
+    assert reports[0].process_growth is None     # one RSS sample is no trend
+    growth = reports[-1].process_growth
+    assert growth is not None and growth.alert and growth.threshold_bytes == 10 * MB
+    assert growth.growth_bytes >= 60 * MB and growth.growth_bytes_per_s > 0
+    assert detector.counters.process_growth_alert == 1
+    detector.stop()
+    del held
