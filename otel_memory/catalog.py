@@ -427,6 +427,9 @@ DB_CLIENT_CONNECTION_USE_TIME = MetricSpec(
 MEMORY_CACHE_REQUESTS = MetricSpec(
     "memory.cache.requests", Instrument.OBSERVABLE_COUNTER, "{request}",
     "Cache lookups, by result (hit, miss).", Group.CACHE, (ATTR_CACHE_NAME, ATTR_CACHE_RESULT),
+    meaning="SmartCache get/[]/get_or_load calls (an expired entry is a miss); cache_info() of an "
+    "instrumented functools.lru_cache or cachetools.cached(..., info=True) function. Plain "
+    "cachetools caches do not count lookups, so they have no points here.",
 )
 MEMORY_CACHE_ENTRIES = MetricSpec(
     "memory.cache.entries", Instrument.OBSERVABLE_GAUGE, "{entry}",
@@ -440,11 +443,16 @@ MEMORY_CACHE_USAGE = MetricSpec(
     "memory.cache.usage", Instrument.OBSERVABLE_GAUGE, "By",
     "Memory the cache's entries take: keys, values and per-entry overhead.", Group.CACHE,
     (ATTR_CACHE_NAME,),
+    meaning="SmartCache: each entry's key and value sized two levels deep (or by the configured "
+    "sizer) plus the cache's own bookkeeping per entry; within 15% of tracemalloc for typical "
+    "values. A cachetools cache with a getsizeof: its currsize.",
 )
 MEMORY_CACHE_USAGE_LIMIT = MetricSpec(
     "memory.cache.usage.limit", Instrument.OBSERVABLE_GAUGE, "By",
     "The memory budget of the cache (lowered while under pressure).", Group.CACHE,
     (ATTR_CACHE_NAME,),
+    meaning="max_memory_mb, times the pressure policy's share at the current level (by default "
+    "75% at moderate, 50% at high, 0 at critical).",
 )
 MEMORY_CACHE_EVICTIONS = MetricSpec(
     "memory.cache.evictions", Instrument.OBSERVABLE_COUNTER, "{entry}",
@@ -490,7 +498,7 @@ MEMORY_LEAK_SUSPECTS = MetricSpec(
 )
 MEMORY_LEAK_SUSPECTS_DETECTED = MetricSpec(
     "memory.leak.suspects.detected", Instrument.OBSERVABLE_COUNTER, "{type}",
-    "Leak suspects found, counted when a type first becomes one.", Group.LEAK,
+    "Leak suspects found: counted each time a type becomes one (again after going stale).", Group.LEAK,
 )
 MEMORY_LEAK_GROWTH_RATE = MetricSpec(
     "memory.leak.growth_rate", Instrument.OBSERVABLE_GAUGE, "By/s",
@@ -508,6 +516,20 @@ MEMORY_LEAK_OBJECTS_SCANNED = MetricSpec(
     "memory.leak.objects_scanned", Instrument.OBSERVABLE_GAUGE, "{object}",
     "Objects the last leak check looked at.", Group.LEAK,
 )
+MEMORY_LEAK_PROCESS_GROWTH_ALERT = MetricSpec(
+    "memory.leak.process_growth_alert", Instrument.OBSERVABLE_GAUGE, "{alert}",
+    "1 while usage grew more than leak_detection_threshold_mb over the trend window, else 0.",
+    Group.LEAK,
+    meaning="A process-level leak alert, raised before (or without) any type being blamed.",
+)
+
+# Spans and span attributes of the leak detector (not metrics; defined here so names live once).
+SPAN_LEAK_CHECK = "memory.leak_check"
+EVENT_LEAK_SUSPECT = "memory.leak_suspect"
+EVENT_LEAK_PROCESS_GROWTH = "memory.leak_process_growth"
+ATTR_LEAK_CHECK_PREFIX = "memory.leak.check."          # + objects_scanned, heap_bytes, duration_s, ...
+ATTR_LEAK_SUSPECT_PREFIX = "memory.leak.suspect."      # + each LeakSuspect field
+ATTR_LEAK_PROCESS_GROWTH_PREFIX = "memory.leak.process_growth."   # + each ProcessGrowth field
 
 ALL: tuple[MetricSpec, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, MetricSpec)

@@ -176,8 +176,14 @@ def _parse(variable: str, raw: str, kind: type) -> Any:
     try:
         return int(raw) if kind is int else float(raw)
     except ValueError:
-        expected = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{variable}={raw!r} is not {expected}") from None
+        unit = next((name for suffix, name in _UNITS.items() if variable.endswith(suffix)), "")
+        if kind is int:
+            raise ConfigError(
+                f"{variable}={raw!r} is not a whole number; expected a whole number{unit}") from None
+        raise ConfigError(f"{variable}={raw!r} is not a number; expected a number{unit}") from None
+
+
+_UNITS = {"_MB": " of megabytes", "_MS": " of milliseconds", "_S": " of seconds", "_SIZE": " of objects"}
 
 
 # variable -> (which dataclass, field, type)

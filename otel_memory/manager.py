@@ -122,6 +122,8 @@ class MemoryManager:
         self._thread: threading.Thread | None = None
         self._instruments: Any = None
         self._leak_detector: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._ticks = 0
 
     def _reset_counts(self) -> None:
         self.transitions = {level: 0 for level in MemoryPressure}
@@ -166,13 +168,18 @@ class MemoryManager:
                 self._start_leak_detection()
 
     def _start_leak_detection(self) -> None:
-        from .leak import LeakDetector
+        try:
+            from .leak import LeakDetector
 
-        self._leak_detector = LeakDetector(
-            meter_provider=self.meter_provider, tracer_provider=self.tracer_provider,
-            interval_s=self.config.leak_detection_interval_s,
-            threshold_bytes=int(self.config.leak_detection_threshold_mb * MB), manager=self)
-        self._leak_detector.start()
+            self._leak_detector = LeakDetector(
+                meter_provider=self.meter_provider, tracer_provider=self.tracer_provider,
+                interval_s=self.config.leak_detection_interval_s,
+                threshold_bytes=int(self.config.leak_detection_threshold_mb * MB), manager=self)
+            self._leak_detector.start()
+        except Exception as error:  # noqa: BLE001 - one capability failing must not stop the rest
+            self._leak_detector = None
+            _log.warning("otel_memory: leak detection is unavailable and disabled: %s: %s",
+                         type(error).__name__, error)
 
     @property
     def leak_detector(self) -> Any:
@@ -186,6 +193,14 @@ class MemoryManager:
             target=_monitor, args=(weakref.ref(self), self._stop, interval),
             name="otel-memory-monitor", daemon=True)
         self._thread.start()
+        # When the application drops the manager without shutdown(): stop the thread, remove
+        # the gc callback and silence the instruments. The finalizer holds none of self.
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._finalizer = weakref.finalize(
+            self, _release, self._stop, self.gc_watch, self._instruments)
+        # Not at interpreter exit: the SDK's own exit hook still exports our last values then.
+        self._finalizer.atexit = False
 
     def shutdown(self) -> None:
         """Stop monitoring, silence the instruments, close the pools; the app keeps running."""
@@ -194,6 +209,9 @@ class MemoryManager:
                 return
             self._initialized = False
             self._stop.set()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
             self.gc_watch.uninstall()
             if self._instruments is not None:
                 self._instruments.close()
@@ -228,6 +246,7 @@ class MemoryManager:
             return
         self.sampler.reset()
         self.trend.clear()
+        self._ticks += 1
         self._start_thread()
 
     # --- readings -------------------------------------------------------------------------
@@ -260,6 +279,11 @@ class MemoryManager:
             container_working_set_bytes=sample.container_working_set,
             pressure=self._level, thresholds=self.thresholds, pid=sample.pid)
 
+    @property
+    def last_tick(self) -> int:
+        """How many monitoring ticks have run; changes whenever the trend window does."""
+        return self._ticks
+
     def get_memory_pressure(self) -> MemoryPressure:
         """The level of the last tick."""
         return self._level
@@ -281,6 +305,7 @@ class MemoryManager:
             level = self._tracker.update(usage)
             self._level = level
             self.trend.add(sample.time, usage)
+            self._ticks += 1
             if level != previous:
                 self.transitions[level] += 1
                 if level != MemoryPressure.CRITICAL:
@@ -379,6 +404,14 @@ class MemoryManager:
             return self.get_pool(name).acquire(timeout=timeout)
         except PoolError:
             return None
+
+
+def _release(stop: threading.Event, gc_watch: GcPauseWatch, instruments: Any) -> None:
+    """What shutdown() does, for a manager collected without it."""
+    stop.set()
+    gc_watch.uninstall()
+    if instruments is not None:
+        instruments.close()
 
 
 def _monitor(ref: weakref.ref[MemoryManager], stop: threading.Event, interval: float) -> None:

@@ -65,8 +65,10 @@ class Thresholds:
             raise ConfigError(
                 f"thresholds out of order: moderate={self.moderate}, high={self.high}, "
                 f"critical={self.critical} bytes; expected 0 < moderate <= high <= critical")
-        if self.hysteresis < 0:
-            raise ConfigError(f"hysteresis={self.hysteresis} bytes; expected >= 0")
+        if not 0 <= self.hysteresis < self.moderate:
+            raise ConfigError(
+                f"hysteresis={self.hysteresis} bytes; expected >= 0 and below the moderate threshold "
+                f"({self.moderate} bytes), or no level could ever be left")
 
     @classmethod
     def from_limit(cls, limit: int) -> Thresholds:
@@ -76,27 +78,45 @@ class Thresholds:
 
     @classmethod
     def resolve(cls, config: MemoryLimitConfig, limit: int) -> Thresholds:
-        """Configured thresholds (MB) where given, the ratios of ``limit`` elsewhere."""
+        """Configured thresholds (MB) where given, the ratios of ``limit`` elsewhere.
+
+        A threshold left to its default moves out of the way of a configured neighbour, so
+        configuring one threshold never puts the defaults out of order. Configured values that
+        cannot work against the effective limit raise ConfigError naming the field.
+        """
         default = cls.from_limit(limit)
 
         def pick(value_mb: float | None, fallback: int) -> int:
             return fallback if value_mb is None else int(value_mb * MB)
 
         moderate = pick(config.warning_threshold_mb, default.moderate)
-        critical = pick(config.critical_threshold_mb, default.critical)
         high = pick(config.gc_pressure_threshold_mb, default.high)
-        if config.gc_pressure_threshold_mb is None:
-            # Keep the default GC threshold between the configured neighbours.
-            high = min(max(high, moderate), critical)
+        critical = pick(config.critical_threshold_mb, default.critical)
         hysteresis = pick(config.hysteresis_mb, default.hysteresis)
-        if critical > limit:
-            raise ConfigError(
-                f"critical_threshold_mb={critical / MB:g} is above the effective limit of "
-                f"{limit / MB:g} MB; expected a threshold at or below the limit")
+        if config.hysteresis_mb is None:
+            hysteresis = min(hysteresis, moderate // 2)   # a low warning threshold narrows the band
+        if config.gc_pressure_threshold_mb is None:
+            high = min(max(high, moderate), critical)
+        else:
+            if config.warning_threshold_mb is None:
+                moderate = min(moderate, high)
+            if config.critical_threshold_mb is None:
+                critical = max(critical, high)
+        for name, value in (("critical_threshold_mb", critical), ("gc_pressure_threshold_mb", high),
+                            ("warning_threshold_mb", moderate)):
+            if value > limit:
+                raise ConfigError(
+                    f"{name}={value / MB:g} is above the effective limit of {limit / MB:g} MB; "
+                    "expected a threshold at or below the limit")
         if not moderate < critical:
             raise ConfigError(
                 f"warning threshold {moderate / MB:g} MB must be below the critical threshold "
-                f"{critical / MB:g} MB (effective limit {limit / MB:g} MB)")
+                f"{critical / MB:g} MB (effective limit {limit / MB:g} MB); set "
+                "warning_threshold_mb and critical_threshold_mb in order")
+        if hysteresis >= moderate:
+            raise ConfigError(
+                f"hysteresis_mb={hysteresis / MB:g} must be below the warning threshold "
+                f"{moderate / MB:g} MB; expected a band narrower than the lowest threshold")
         return cls(moderate, high, critical, hysteresis)
 
     def start_of(self, level: MemoryPressure) -> int:

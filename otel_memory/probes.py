@@ -24,8 +24,15 @@ _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
 
 
 def _read(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        return handle.read().decode("ascii", "replace")
+    # os.read skips the io stack: ~4 us less per file, and a sample reads up to six files.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(fd, 65536)]
+        while len(chunks[-1]) == 65536:
+            chunks.append(os.read(fd, 65536))
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace")
 
 
 def read_statm(path: str | Path) -> tuple[int, int]:

@@ -87,8 +87,16 @@ class Sampler:
         self._latest: MemorySample | None = None
         self._disabled: set[str] = set()
         self._process: psutil.Process | None = None
+        # gc.get_stats() at fork: a forked child counts its own collections from zero.
+        self._gc_base: tuple[tuple[int, int, int], ...] | None = None
+        self._statm: str | None = str(self._proc / "self" / "statm")
         psi = limit.cgroup.pressure if limit.cgroup else None
-        self._psi_path = psi if psi is not None and psi.exists() else self._proc / "pressure" / "memory"
+        self._psi_path = str(psi if psi is not None and psi.exists() else self._proc / "pressure" / "memory")
+        # Paths as strings, made once: a sample reads them every collection cycle.
+        cgroup = limit.cgroup
+        self._cgroup_paths: tuple[str, str, str, str] | None = None if cgroup is None else (
+            str(cgroup.usage), str(cgroup.stat), str(cgroup.events),
+            "inactive_file" if cgroup.version == 2 else "total_inactive_file")
 
     @property
     def disabled(self) -> frozenset[str]:
@@ -96,19 +104,38 @@ class Sampler:
         return frozenset(self._disabled)
 
     def current(self, max_age_s: float | None = None) -> MemorySample:
-        """The latest sample if it is fresh and of this process, else a new one."""
+        """The latest sample if it is at most ``max_age_s`` old and of this process, else a new one.
+
+        ``max_age_s=0`` always takes a new sample (the monitor's tick does).
+        """
         age = self._max_age_s if max_age_s is None else max_age_s
         with self._lock:
             latest = self._latest
-            if latest is None or latest.pid != os.getpid() or self._clock() - latest.time > age:
+            if (latest is None or age <= 0 or latest.pid != os.getpid()
+                    or self._clock() - latest.time > age):
                 latest = self._latest = self.take()
             return latest
 
+    def invalidate(self) -> None:
+        """Forget the shared sample: the next reader takes a new one (a new collection cycle)."""
+        self._latest = None
+
     def reset(self) -> None:
-        """Forget the cached sample and process handle (after fork)."""
+        """Forget the cached sample and process handle and count GC from here (after fork)."""
         self._latest = None
         self._process = None
         self._lock = threading.Lock()
+        try:
+            self._gc_base = probes.read_gc_stats()
+        except Exception:  # noqa: BLE001 - the gc probe reports its own failure on the next take
+            self._gc_base = None
+
+    def _gc_stats(self) -> tuple[tuple[int, int, int], ...]:
+        stats = probes.read_gc_stats()
+        base = self._gc_base
+        if base is None or len(base) != len(stats):
+            return stats
+        return tuple((a - x, b - y, c - z) for (a, b, c), (x, y, z) in zip(stats, base, strict=True))
 
     def _probe(self, signal: str, read: Callable[[], _T]) -> _T | None:
         if signal in self._disabled:
@@ -127,9 +154,11 @@ class Sampler:
         return self._process
 
     def _rss_vms(self) -> tuple[int, int]:
-        statm = self._proc / "self" / "statm"
-        if statm.exists():
-            return probes.read_statm(statm)
+        if self._statm is not None:
+            try:
+                return probes.read_statm(self._statm)
+            except FileNotFoundError:   # no procfs (macOS): psutil from now on
+                self._statm = None
         info = self._psutil_process().memory_info()
         return int(info.rss), int(info.vms)
 
@@ -137,17 +166,17 @@ class Sampler:
         """Read every enabled signal now."""
         rss_vms = self._probe("process.memory", self._rss_vms)
         rusage = self._probe("rusage", probes.read_rusage)
-        cgroup = self._limit.cgroup
+        cgroup = self._cgroup_paths
         usage = working_set = oom_kills = None
         if cgroup is not None:
-            usage = self._probe("container.usage", lambda: probes.read_int_file(cgroup.usage))
-            inactive_key = "inactive_file" if cgroup.version == 2 else "total_inactive_file"
+            usage_path, stat_path, events_path, inactive_key = cgroup
+            usage = self._probe("container.usage", lambda: probes.read_int_file(usage_path))
             stat = self._probe("container.working_set",
-                               lambda: probes.read_keyed(cgroup.stat, inactive_key))
+                               lambda: probes.read_keyed(stat_path, inactive_key))
             if usage is not None and stat is not None:
                 working_set = max(0, usage - stat[inactive_key])
             events = self._probe("container.oom_kills",
-                                 lambda: probes.read_keyed(cgroup.events, "oom_kill"))
+                                 lambda: probes.read_keyed(events_path, "oom_kill"))
             oom_kills = events["oom_kill"] if events is not None else None
         psi = self._probe("psi", lambda: probes.read_psi_totals(self._psi_path))
         traced = self._probe("tracemalloc", probes.read_tracemalloc)
@@ -162,7 +191,7 @@ class Sampler:
             minor_faults=rusage[1] if rusage else None,
             major_faults=rusage[2] if rusage else None,
             allocated_blocks=self._probe("allocated_blocks", probes.read_allocated_blocks),
-            gc=self._probe("gc", probes.read_gc_stats),
+            gc=self._probe("gc", self._gc_stats),
             container_usage=usage,
             container_working_set=working_set,
             oom_kills=oom_kills,

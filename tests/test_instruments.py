@@ -1,0 +1,84 @@
+"""InstrumentSet: catalogue entries become SDK instruments; callbacks never raise; close() silences."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_memory import catalog
+from otel_memory.instruments import SCOPE_NAME, InstrumentSet, get_meter
+from tests.conftest import collect, points
+
+
+def test_observe_creates_the_catalogue_instrument(meter_provider: MeterProvider,
+                                                  reader: InMemoryMetricReader) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    instruments.observe(catalog.MEMORY_POOL_SIZE, lambda: [(3, {catalog.ATTR_POOL_NAME: "db"}),
+                                                           (None, {catalog.ATTR_POOL_NAME: "off"})])
+    data = reader.get_metrics_data()
+    assert data is not None
+    scope = data.resource_metrics[0].scope_metrics[0].scope
+    assert scope.name == SCOPE_NAME
+    metric = collect(reader)[catalog.MEMORY_POOL_SIZE.name]
+    assert (metric.unit, metric.description) == (catalog.MEMORY_POOL_SIZE.unit,
+                                                 catalog.MEMORY_POOL_SIZE.description)
+    # None means "not available": no point rather than a zero.
+    assert points({metric.name: metric}, metric.name) == [(3, {catalog.ATTR_POOL_NAME: "db"})]
+
+
+def test_histogram_gets_its_bucket_advice(meter_provider: MeterProvider,
+                                          reader: InMemoryMetricReader) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    histogram = instruments.histogram(catalog.MEMORY_POOL_WAIT_TIME)
+    histogram.record(0.003, {catalog.ATTR_POOL_NAME: "db"})
+    point = collect(reader)[catalog.MEMORY_POOL_WAIT_TIME.name].data.data_points[0]
+    assert tuple(point.explicit_bounds) == catalog.WAIT_BUCKETS_S
+    assert point.bucket_counts[catalog.WAIT_BUCKETS_S.index(0.005)] == 1
+
+
+def test_the_wrong_kind_is_refused(meter_provider: MeterProvider) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    with pytest.raises(ValueError, match="is a histogram"):
+        instruments.observe(catalog.MEMORY_POOL_WAIT_TIME, lambda: [])
+    with pytest.raises(ValueError, match="not a histogram"):
+        instruments.histogram(catalog.MEMORY_POOL_SIZE)
+
+
+def test_a_raising_callback_warns_once_and_reports_nothing(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader,
+        caplog: pytest.LogCaptureFixture) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+
+    def broken() -> list[tuple[float, dict[str, str]]]:
+        raise PermissionError("denied")
+
+    instruments.observe(catalog.MEMORY_POOL_BORROWED, broken)
+    instruments.observe(catalog.MEMORY_POOL_SIZE, lambda: [(1, {catalog.ATTR_POOL_NAME: "a"})])
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        for _ in range(3):
+            metrics = collect(reader)
+            assert catalog.MEMORY_POOL_BORROWED.name not in metrics
+            assert catalog.MEMORY_POOL_SIZE.name in metrics
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert catalog.MEMORY_POOL_BORROWED.name in warnings[0] and "PermissionError" in warnings[0]
+
+
+def test_close_silences_every_observable(meter_provider: MeterProvider,
+                                         reader: InMemoryMetricReader) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    calls: list[int] = []
+
+    def counted() -> list[tuple[float, dict[str, str]]]:
+        calls.append(1)
+        return [(1, {catalog.ATTR_POOL_NAME: "a"})]
+
+    instruments.observe(catalog.MEMORY_POOL_SIZE, counted)
+    assert points(collect(reader), catalog.MEMORY_POOL_SIZE.name)
+    instruments.close()
+    assert not instruments.active
+    assert not points(collect(reader), catalog.MEMORY_POOL_SIZE.name)
+    assert len(calls) == 1   # the points function is not even called once closed

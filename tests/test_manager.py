@@ -1,0 +1,284 @@
+"""MemoryManager: levels from real RSS against configured limits, listeners, logs, admit(), lifecycle."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+
+from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory.errors import ConfigError, MemoryPressureRejected
+from otel_memory.manager import MemoryManager
+from otel_memory.pressure import MemoryPressure
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / MB
+
+
+def _config(interval_ms: int = 60_000, **limits: float) -> MemoryManagementConfig:
+    return MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(monitoring_interval_ms=interval_ms, **limits),  # type: ignore[arg-type]
+        enable_leak_detection=False)
+
+
+def _ballast(mb: int) -> bytearray:
+    """``mb`` megabytes that are really resident (written, not just reserved)."""
+    return bytearray(b"\x01") * (mb * MB)
+
+
+@pytest.fixture
+def relative() -> dict[str, float]:
+    """Thresholds 40/80/120 MB above today's RSS, the limit 300 MB above."""
+    rss = _rss_mb()
+    return {"max_heap_mb": rss + 300, "warning_threshold_mb": rss + 40,
+            "gc_pressure_threshold_mb": rss + 80, "critical_threshold_mb": rss + 120,
+            "hysteresis_mb": 10}
+
+
+@pytest.fixture
+def manager(meter_provider: MeterProvider, relative: dict[str, float]) -> Iterator[MemoryManager]:
+    manager = MemoryManager(_config(**relative), meter_provider=meter_provider)
+    manager.initialize()
+    yield manager
+    manager.shutdown()
+
+
+def test_levels_follow_rss_against_the_configured_thresholds(
+        manager: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
+    changes: list[tuple[MemoryPressure, MemoryPressure]] = []
+    manager.on_pressure_change(lambda level, previous: changes.append((level, previous)))
+    assert manager.get_memory_pressure() == MemoryPressure.LOW
+    assert manager.limit.source == "config"
+    with caplog.at_level(logging.INFO, logger="otel_memory"):
+        ballast = _ballast(60)
+        assert manager.check_pressure() == MemoryPressure.MODERATE
+        ballast += _ballast(40)
+        assert manager.check_pressure() == MemoryPressure.HIGH
+        ballast += _ballast(50)
+        assert manager.check_pressure() == MemoryPressure.CRITICAL
+        used = manager.get_memory_stats().usage_bytes
+        del ballast
+        gc.collect()
+        assert manager.check_pressure() == MemoryPressure.LOW
+    assert changes == [
+        (MemoryPressure.MODERATE, MemoryPressure.LOW), (MemoryPressure.HIGH, MemoryPressure.MODERATE),
+        (MemoryPressure.CRITICAL, MemoryPressure.HIGH), (MemoryPressure.LOW, MemoryPressure.CRITICAL)]
+    messages = [record.getMessage() for record in caplog.records]
+    for title in ("Moderate", "High", "Critical", "Low"):
+        assert f"Memory pressure changed to {title}" in messages
+    limit_mb = manager.limit.bytes // MB
+    exceeded = [m for m in messages if m.startswith("Memory limit exceeded")]
+    assert len(exceeded) == 1
+    reported_used = int(exceeded[0].split(": ")[1].split(" MB")[0])
+    assert exceeded[0] == f"Memory limit exceeded: {reported_used} MB used, {limit_mb} MB limit"
+    assert abs(reported_used - used // MB) <= 5
+    assert manager.transitions[MemoryPressure.CRITICAL] == 1
+    assert manager.transitions[MemoryPressure.LOW] == 1
+
+
+def test_the_monitor_thread_ticks_and_tells_listeners(
+        meter_provider: MeterProvider, relative: dict[str, float]) -> None:
+    manager = MemoryManager(_config(interval_ms=50, **relative), meter_provider=meter_provider)
+    seen = threading.Event()
+    manager.initialize()
+    try:
+        manager.on_pressure_change(lambda level, _previous: seen.set()
+                                   if level == MemoryPressure.HIGH else None)
+        ballast = _ballast(100)
+        assert seen.wait(5), "the monitor thread never reported HIGH"
+        assert manager.get_memory_pressure() == MemoryPressure.HIGH
+        del ballast
+    finally:
+        manager.shutdown()
+
+
+def test_a_failing_listener_does_not_stop_the_others(
+        manager: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[MemoryPressure] = []
+
+    def broken(_level: MemoryPressure, _previous: MemoryPressure) -> None:
+        raise RuntimeError("boom")
+
+    manager.on_pressure_change(broken)
+    remove = manager.on_pressure_change(lambda level, _previous: calls.append(level))
+    ballast = _ballast(60)
+    with caplog.at_level(logging.ERROR, logger="otel_memory"):
+        manager.check_pressure()
+    assert calls == [MemoryPressure.MODERATE]
+    assert any("listener" in record.getMessage() for record in caplog.records)
+    remove()
+    ballast += _ballast(40)
+    manager.check_pressure()
+    assert calls == [MemoryPressure.MODERATE]
+
+
+class Responder:
+    pressure_action = "cache_shrink"
+
+    def __init__(self) -> None:
+        self.levels: list[MemoryPressure] = []
+
+    def respond_to_pressure(self, level: MemoryPressure) -> bool:
+        self.levels.append(level)
+        return level >= MemoryPressure.HIGH
+
+
+def test_responders_are_told_held_weakly_and_counted(manager: MemoryManager) -> None:
+    responder = Responder()
+    manager.register_responder(responder)
+    assert manager.responders() == [responder]
+    ballast = _ballast(100)
+    manager.check_pressure()
+    assert responder.levels == [MemoryPressure.HIGH]
+    assert manager.actions == {"cache_shrink": 1}
+    manager.unregister_responder(responder)
+    assert manager.responders() == []
+    manager.register_responder(responder)
+    del responder
+    gc.collect()
+    assert manager.responders() == []
+    del ballast
+
+
+def test_admit_rejects_only_at_critical(manager: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
+    manager.admit()
+    ballast = _ballast(150)
+    assert manager.check_pressure() == MemoryPressure.CRITICAL
+    with caplog.at_level(logging.ERROR, logger="otel_memory"):
+        for _ in range(3):
+            with pytest.raises(MemoryPressureRejected):
+                manager.admit("wsgi")
+    assert manager.rejections == {"wsgi": 3}
+    assert manager.actions["reject"] == 3
+    assert [r.getMessage() for r in caplog.records].count(
+        "Memory pressure critical, rejecting requests") == 1
+    del ballast
+    gc.collect()
+    manager.check_pressure()
+    manager.admit("wsgi")
+    assert manager.rejections == {"wsgi": 3}
+
+
+def test_admission_control_can_be_switched_off(meter_provider: MeterProvider,
+                                                relative: dict[str, float]) -> None:
+    config = MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000, **relative),  # type: ignore[arg-type]
+        enable_leak_detection=False, enable_admission_control=False)
+    with MemoryManager(config, meter_provider=meter_provider) as manager:
+        ballast = _ballast(150)
+        assert manager.check_pressure() == MemoryPressure.CRITICAL
+        manager.admit()
+        del ballast
+
+
+def test_memory_stats(manager: MemoryManager) -> None:
+    stats = manager.get_memory_stats()
+    rss = psutil.Process().memory_info().rss
+    assert abs(stats.allocated_bytes - rss) < 16 * MB
+    assert stats.peak_usage_bytes >= stats.allocated_bytes
+    assert stats.limit_bytes == manager.limit.bytes and stats.limit_source == "config"
+    assert stats.utilization == pytest.approx(stats.usage_bytes / stats.limit_bytes)
+    assert stats.allocation_count > 1000 and stats.virtual_bytes >= stats.allocated_bytes
+    assert stats.pressure == MemoryPressure.LOW and stats.thresholds is manager.thresholds
+    manager.check_pressure()
+    assert manager.get_memory_trend().samples >= 2
+
+
+def test_pressure_follows_the_container_working_set(tmp_path: Path, meter_provider: MeterProvider) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("0::/\n")
+    (proc / "self" / "statm").write_text(Path("/proc/self/statm").read_text())
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("memory\n")
+    (root / "memory.max").write_text(f"{1000 * MB}\n")
+    (root / "memory.events").write_text("oom 0\noom_kill 0\n")
+    (root / "memory.stat").write_text(f"inactive_file {100 * MB}\n")
+
+    def usage(mb: int) -> None:
+        (root / "memory.current").write_text(f"{mb * MB}\n")
+
+    usage(500)
+    config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
+                                    enable_leak_detection=False)
+    with MemoryManager(config, meter_provider=meter_provider, proc_root=proc, cgroup_root=root) as manager:
+        assert (manager.limit.bytes, manager.limit.source) == (1000 * MB, "cgroup_v2")
+        assert manager.get_memory_pressure() == MemoryPressure.LOW
+        usage(900)   # working set 800 MB: 80% of the limit, between 78% and 87.5%
+        assert manager.check_pressure() == MemoryPressure.HIGH
+        usage(1000)
+        assert manager.check_pressure() == MemoryPressure.CRITICAL
+        assert manager.get_memory_stats().container_working_set_bytes == 900 * MB
+
+
+def test_shutdown_stops_the_thread_and_removes_the_gc_callback(manager: MemoryManager) -> None:
+    thread = manager._thread
+    assert thread is not None and thread.is_alive()
+    assert manager.gc_watch._callback in gc.callbacks
+    manager.shutdown()
+    thread.join(3)
+    assert not thread.is_alive()
+    assert manager.gc_watch._callback not in gc.callbacks
+    assert not manager.initialized
+    with pytest.raises(RuntimeError, match="not initialized"):
+        manager.get_memory_stats()
+    manager.shutdown()   # twice is fine
+
+
+def test_an_unreferenced_manager_is_collected_while_its_thread_runs(meter_provider: MeterProvider) -> None:
+    manager = MemoryManager(_config(interval_ms=20), meter_provider=meter_provider)
+    manager.initialize()
+    manager.on_pressure_change(lambda level, previous: None)
+    thread, callback = manager._thread, manager.gc_watch._callback
+    assert thread is not None and thread.is_alive()
+    reference = weakref.ref(manager)
+    time.sleep(0.1)   # a few ticks
+    del manager
+    deadline = time.monotonic() + 5
+    while reference() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert reference() is None, "something keeps the manager alive"
+    thread.join(3)
+    assert not thread.is_alive(), "the monitor thread outlived its manager"
+    assert callback not in gc.callbacks
+
+
+def test_initialize_is_idempotent(manager: MemoryManager) -> None:
+    thread = manager._thread
+    manager.initialize()
+    assert manager._thread is thread
+    assert sum(1 for t in threading.enumerate() if t is thread) == 1
+
+
+def test_a_wrong_config_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="is not a MemoryManagementConfig"):
+        MemoryManager({"max_heap_mb": 1})  # type: ignore[arg-type]
+
+
+def test_a_failing_leak_detector_degrades_with_one_warning(
+        meter_provider: MeterProvider, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "otel_memory.leak", None)   # import fails
+    config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000))
+    with caplog.at_level(logging.WARNING, logger="otel_memory"), \
+            MemoryManager(config, meter_provider=meter_provider) as manager:
+        assert manager.initialized and manager.leak_detector is None
+        assert manager.get_memory_stats().allocated_bytes > 0
+    assert [r.getMessage() for r in caplog.records if "leak detection" in r.getMessage()]
+
+
+def test_pool_registry_names_known_pools(manager: MemoryManager) -> None:
+    with pytest.raises(KeyError, match=r"no pool named 'db'; known pools: \[\]"):
+        manager.get_pool("db")

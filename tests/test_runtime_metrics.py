@@ -1,0 +1,170 @@
+"""The runtime signals through a real SDK MeterProvider: values, units, attributes, buckets."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    Sum,
+)
+
+from otel_memory import catalog
+from otel_memory.catalog import Instrument
+from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory.manager import MemoryManager
+from tests.conftest import collect, points
+
+ALWAYS = [spec for spec in catalog.in_group(catalog.Group.PROCESS, catalog.Group.GC, catalog.Group.PRESSURE)
+          if spec.opt_in is None and not spec.name.startswith(("memory.container.", "memory.psi."))]
+
+
+@pytest.fixture
+def manager(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
+    config = MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=64_000, monitoring_interval_ms=60_000),
+        enable_leak_detection=False)
+    manager = MemoryManager(config, meter_provider=meter_provider)
+    manager.initialize()
+    yield manager
+    manager.shutdown()
+
+
+def _value(metrics: dict[str, Any], spec: catalog.MetricSpec, **attributes: Any) -> Any:
+    for value, point_attributes in points(metrics, spec.name):
+        if all(point_attributes.get(k) == v for k, v in attributes.items()):
+            return value
+    raise AssertionError(f"no point of {spec.name} with {attributes}")
+
+
+def test_values_match_psutil(manager: MemoryManager, reader: InMemoryMetricReader) -> None:
+    metrics = collect(reader)
+    process = psutil.Process()
+    info = process.memory_info()
+    tolerance = 16 * MB
+    assert abs(_value(metrics, catalog.PROCESS_MEMORY_USAGE) - info.rss) < tolerance
+    assert abs(_value(metrics, catalog.MEMORY_ALLOCATED) - info.rss) < tolerance
+    assert abs(_value(metrics, catalog.PROCESS_MEMORY_VIRTUAL) - info.vms) < tolerance
+    assert _value(metrics, catalog.MEMORY_PEAK) >= _value(metrics, catalog.MEMORY_ALLOCATED)
+    assert _value(metrics, catalog.PROCESS_PAGING_FAULTS, **{catalog.ATTR_PAGING_FAULT_TYPE: "minor"}) > 0
+    assert _value(metrics, catalog.MEMORY_LIMIT, **{catalog.ATTR_LIMIT_SOURCE: "config"}) == 64_000 * MB
+    utilization = _value(metrics, catalog.MEMORY_UTILIZATION)
+    assert utilization == pytest.approx(100 * info.rss / (64_000 * MB), abs=0.05)
+    assert _value(metrics, catalog.MEMORY_THRESHOLD, **{catalog.ATTR_THRESHOLD_KIND: "critical"}) == int(
+        64_000 * MB * 0.875)
+    assert _value(metrics, catalog.MEMORY_PRESSURE_LEVEL) == 0
+    assert abs(_value(metrics, catalog.MEMORY_ALLOCATION_COUNT) - sys.getallocatedblocks()) < 50_000
+    stats = gc.get_stats()
+    for generation in range(3):
+        reported = _value(metrics, catalog.CPYTHON_GC_COLLECTIONS,
+                          **{catalog.ATTR_GC_GENERATION: generation})
+        assert 0 <= stats[generation]["collections"] - reported <= 50
+
+
+def test_every_always_on_metric_has_its_unit_kind_and_attributes(
+        manager: MemoryManager, reader: InMemoryMetricReader) -> None:
+    gc.collect()
+    manager.check_pressure()     # drains the pause into the histogram
+    metrics = collect(reader)
+    for spec in ALWAYS:
+        metric = metrics.get(spec.name)
+        assert metric is not None, f"{spec.name} was not exported"
+        assert metric.unit == spec.unit and metric.description == spec.description
+        data = metric.data
+        if spec.instrument is Instrument.OBSERVABLE_GAUGE:
+            assert isinstance(data, Gauge)
+        elif spec.instrument is Instrument.HISTOGRAM:
+            assert all(isinstance(p, HistogramDataPoint) for p in data.data_points)
+        else:
+            assert isinstance(data, Sum)
+            assert data.is_monotonic == (spec.instrument is Instrument.OBSERVABLE_COUNTER)
+        for point in data.data_points:
+            assert set(point.attributes or {}) == set(spec.attributes), spec.name
+
+
+def test_gc_pause_histogram_is_in_seconds_with_fitting_buckets(
+        manager: MemoryManager, reader: InMemoryMetricReader) -> None:
+    manager.gc_watch.drain()
+    gc.collect()
+    gc.collect()
+    manager.check_pressure()
+    metric = collect(reader)[catalog.MEMORY_GC_PAUSE_DURATION.name]
+    assert metric.unit == "s"
+    full = [p for p in metric.data.data_points if p.attributes == {catalog.ATTR_GC_GENERATION: 2}]
+    assert len(full) == 1
+    point = full[0]
+    assert tuple(point.explicit_bounds) == catalog.PAUSE_BUCKETS_S
+    assert point.count >= 2
+    assert 0 < point.sum < 5   # seconds, not milliseconds
+    # A full collection of this small heap takes well under a second: not all in the last bucket.
+    assert sum(point.bucket_counts[:-2]) >= 1
+    pause_time = _value(collect(reader), catalog.MEMORY_GC_PAUSE_TIME, **{catalog.ATTR_GC_GENERATION: 2})
+    assert pause_time >= point.sum * 0.99
+
+
+def test_opt_in_signals(meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    config = MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
+        enable_leak_detection=False, enable_uss=True, enable_tracemalloc=True)
+    import tracemalloc
+
+    was_tracing = tracemalloc.is_tracing()
+    with MemoryManager(config, meter_provider=meter_provider):
+        time.sleep(0.6)
+        metrics = collect(reader)
+        assert 0 < _value(metrics, catalog.MEMORY_USS) <= _value(metrics, catalog.MEMORY_ALLOCATED) * 1.1
+        assert _value(metrics, catalog.MEMORY_TRACEMALLOC_PEAK) >= _value(
+            metrics, catalog.MEMORY_TRACEMALLOC_CURRENT) > 0
+    if not was_tracing:
+        tracemalloc.stop()
+
+
+def test_opt_in_signals_are_absent_by_default(manager: MemoryManager, reader: InMemoryMetricReader) -> None:
+    metrics = collect(reader)
+    for spec in catalog.ALL:
+        if spec.opt_in:
+            assert spec.name not in metrics
+
+
+def test_counts_are_exported_with_their_attributes(manager: MemoryManager,
+                                                   reader: InMemoryMetricReader) -> None:
+    manager.record_action("gc_collect", 2 * MB)
+    metrics = collect(reader)
+    action = {catalog.ATTR_PRESSURE_ACTION: "gc_collect"}
+    assert _value(metrics, catalog.MEMORY_PRESSURE_ACTIONS, **action) == 1
+    assert _value(metrics, catalog.MEMORY_PRESSURE_RECLAIMED, **action) == 2 * MB
+    transitions = points(metrics, catalog.MEMORY_PRESSURE_TRANSITIONS.name)
+    states = {attributes[catalog.ATTR_PRESSURE_STATE] for _value, attributes in transitions}
+    assert states == {"low", "moderate", "high", "critical"}
+
+
+def test_shutdown_silences_every_instrument(manager: MemoryManager, reader: InMemoryMetricReader) -> None:
+    assert collect(reader)
+    manager.shutdown()
+    metrics = collect(reader)
+    observable = [spec for spec in ALWAYS if spec.instrument is not Instrument.HISTOGRAM]
+    assert not any(points(metrics, spec.name) for spec in observable)
+
+
+def test_a_raising_signal_is_dropped_with_one_warning(
+        manager: MemoryManager, reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[Any]:
+        raise OSError("thresholds unreadable")
+
+    monkeypatch.setattr(type(manager), "thresholds", property(lambda self: broken()), raising=False)
+    with caplog.at_level("WARNING", logger="otel_memory"):
+        first, second = collect(reader), collect(reader)
+    assert catalog.MEMORY_THRESHOLD.name not in first and catalog.MEMORY_THRESHOLD.name not in second
+    assert catalog.MEMORY_ALLOCATED.name in second
+    warnings = [r.getMessage() for r in caplog.records if catalog.MEMORY_THRESHOLD.name in r.getMessage()]
+    assert len(warnings) == 1 and "OSError" in warnings[0]

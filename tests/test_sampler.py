@@ -1,0 +1,156 @@
+"""One shared sample per collection cycle; a failing probe degrades one signal with one warning."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
+from otel_memory.limits import CgroupFiles, EffectiveLimit
+from otel_memory.manager import MemoryManager
+from otel_memory.sampler import Sampler
+from tests.conftest import collect
+
+GB = 1 << 30
+PHYSICAL = EffectiveLimit(16 * GB, "physical")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _proc(tmp_path: Path, statm: str | None = "1000 250 30 1 0 400 0\n", psi: str | None = None) -> Path:
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    if statm is not None:
+        (proc / "self" / "statm").write_text(statm)
+    if psi is not None:
+        (proc / "pressure").mkdir()
+        (proc / "pressure" / "memory").write_text(psi)
+    return proc
+
+
+def test_the_sample_is_shared_while_fresh(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sampler = Sampler(PHYSICAL, proc_root=_proc(tmp_path), max_age_s=0.5, clock=clock)
+    first = sampler.current()
+    clock.now += 0.4
+    assert sampler.current() is first
+    clock.now += 0.2
+    second = sampler.current()
+    assert second is not first and second.time == clock.now
+    assert sampler.current(max_age_s=0.0) is not second
+
+
+def test_one_collection_takes_one_sample(reader: InMemoryMetricReader, meter_provider: object) -> None:
+    manager = MemoryManager(
+        MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
+                               enable_leak_detection=False),
+        meter_provider=meter_provider)  # type: ignore[arg-type]
+    manager.initialize()
+    try:
+        takes = []
+        original = manager.sampler.take
+
+        def counting_take() -> object:
+            takes.append(1)
+            return original()
+
+        manager.sampler.take = counting_take  # type: ignore[method-assign]
+        time.sleep(0.6)   # the initial sample is stale now
+        metrics = collect(reader)
+        assert len(metrics) >= 15
+        assert len(takes) == 1, f"{len(takes)} samples for one collection of {len(metrics)} metrics"
+        collect(reader)
+        assert len(takes) == 1   # the next cycle within max_age reuses it
+    finally:
+        manager.shutdown()
+
+
+def test_real_values(tmp_path: Path) -> None:
+    sample = Sampler(PHYSICAL).take()
+    info = psutil.Process().memory_info()
+    assert sample.pid == os.getpid()
+    assert sample.rss is not None and abs(sample.rss - info.rss) < 16 * 1024 * 1024
+    assert sample.vms is not None and sample.vms >= sample.rss
+    assert sample.peak is not None and sample.peak >= sample.rss * 0.9
+    assert sample.allocated_blocks and sample.allocated_blocks > 1000
+    assert sample.gc is not None and len(sample.gc) == 3
+    assert sample.uss is None   # opt-in
+    assert sample.tracemalloc_current is None
+
+
+def test_uss_is_opt_in() -> None:
+    sample = Sampler(PHYSICAL, enable_uss=True).take()
+    assert sample.uss is not None and 0 < sample.uss <= (sample.rss or 0) * 1.1
+
+
+def test_a_failing_probe_warns_once_and_only_that_signal_is_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    psi = "some avg10=0 avg60=0 avg300=0 total=3000000\nfull avg10=0 avg60=0 avg300=0 total=0\n"
+    sampler = Sampler(PHYSICAL, proc_root=_proc(tmp_path, statm="garbage\n", psi=psi))
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        first = sampler.take()
+        second = sampler.take()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "process.memory" in warnings[0].getMessage()
+    assert "disabled" in warnings[0].getMessage()
+    assert "process.memory" in sampler.disabled
+    for sample in (first, second):
+        assert sample.rss is None and sample.vms is None
+        assert sample.peak is not None and sample.allocated_blocks is not None and sample.gc
+        assert sample.psi_some_s == 3.0 and sample.psi_full_s == 0.0
+
+
+def test_missing_psi_and_cgroup_files_degrade_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cgroup = tmp_path / "cg"
+    cgroup.mkdir()
+    (cgroup / "memory.current").write_text(f"{300 * 1024 * 1024}\n")
+    (cgroup / "memory.stat").write_text(f"anon 5\ninactive_file {100 * 1024 * 1024}\n")
+    # memory.events is missing: the OOM kill count goes, usage and working set stay.
+    limit = EffectiveLimit(GB, "cgroup_v2", CgroupFiles(2, cgroup))
+    sampler = Sampler(limit, proc_root=_proc(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        for _ in range(3):
+            sample = sampler.take()
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2, messages
+    assert any("container.oom_kills" in m for m in messages)
+    assert any("psi" in m for m in messages)
+    assert sample.container_usage == 300 * 1024 * 1024
+    assert sample.container_working_set == 200 * 1024 * 1024
+    assert sample.oom_kills is None and sample.psi_some_s is None
+    assert sample.rss is not None
+
+
+def test_cgroup_pressure_file_is_preferred(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cg"
+    cgroup.mkdir()
+    (cgroup / "memory.pressure").write_text("some total=1000000\nfull total=500000\n")
+    sampler = Sampler(EffectiveLimit(GB, "cgroup_v2", CgroupFiles(2, cgroup)),
+                      proc_root=_proc(tmp_path, psi="some total=9\nfull total=9\n"))
+    sample = sampler.take()
+    assert (sample.psi_some_s, sample.psi_full_s) == (1.0, 0.5)
+
+
+def test_reset_counts_gc_from_there() -> None:
+    sampler = Sampler(PHYSICAL)
+    gc.collect()
+    assert (sampler.take().gc or ())[2][0] >= 1
+    sampler.reset()
+    assert (sampler.take().gc or ())[2][0] == 0
+    gc.collect()
+    assert (sampler.take().gc or ())[2][0] == 1
