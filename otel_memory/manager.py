@@ -379,9 +379,17 @@ class MemoryManager:
 
     def create_pool(self, name: str, factory: Callable[[], Any], max_size: int,
                     **options: Any) -> ObjectPool[Any]:
-        """Create a named ObjectPool that reports through this manager and yields under pressure."""
+        """Create a named ObjectPool that reports through this manager and yields under pressure.
+
+        Raises ConfigError when ``enable_object_pooling`` is off, so a disabled switch is never
+        ignored silently.
+        """
         from .pool import ObjectPool
 
+        if not self.config.enable_object_pooling:
+            raise ConfigError(
+                f"cannot create pool {name!r}: enable_object_pooling is False "
+                "(MEMORY_ENABLE_OBJECT_POOLING); expected it True to use the manager's pools")
         with self._lock:
             if name in self._pools:
                 raise ValueError(f"a pool named {name!r} already exists in this MemoryManager")

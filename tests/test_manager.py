@@ -9,6 +9,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -282,3 +283,35 @@ def test_a_failing_leak_detector_degrades_with_one_warning(
 def test_pool_registry_names_known_pools(manager: MemoryManager) -> None:
     with pytest.raises(KeyError, match=r"no pool named 'db'; known pools: \[\]"):
         manager.get_pool("db")
+
+
+def _pool_manager(meter_provider: Any, **config: Any) -> MemoryManager:
+    manager = MemoryManager(MemoryManagementConfig(enable_leak_detection=False, **config),
+                            meter_provider=meter_provider)
+    manager.initialize()
+    return manager
+
+
+def test_pool_registry_names_duplicates_and_unknown_pools(meter_provider: Any) -> None:
+    manager = _pool_manager(meter_provider)
+    try:
+        manager.create_pool("connections", object, 2)
+        with pytest.raises(ValueError, match="'connections' already exists"):
+            manager.create_pool("connections", object, 2)
+        with pytest.raises(KeyError, match=r"no pool named 'missing'; known pools: \['connections'\]"):
+            manager.get_pool("missing")
+        with pytest.raises(KeyError, match="missing"):
+            manager.get_from_pool("missing")
+    finally:
+        manager.shutdown()
+
+
+def test_disabled_object_pooling_refuses_to_create_pools(meter_provider: Any) -> None:
+    manager = _pool_manager(meter_provider, enable_object_pooling=False)
+    try:
+        with pytest.raises(ConfigError, match="enable_object_pooling is False"):
+            manager.create_pool("connections", object, 2)
+        with pytest.raises(KeyError):
+            manager.get_pool("connections")
+    finally:
+        manager.shutdown()

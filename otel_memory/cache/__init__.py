@@ -10,16 +10,16 @@ Example::
 from .adapters import InstrumentedCache, instrument_cachetools, instrument_lru_cache
 from .decorator import CachedFunction, smart_cached
 from .metrics import CacheStats
-from .policy import CachePressurePolicy, PressurePolicy
+from .policy import CacheBudgetPolicy, CachePressurePolicy
 from .sizing import deep_size, estimate_size
 from .smart_cache import SmartCache
 
 __all__ = [
+    "CacheBudgetPolicy",
     "CachePressurePolicy",
     "CacheStats",
     "CachedFunction",
     "InstrumentedCache",
-    "PressurePolicy",
     "SmartCache",
     "deep_size",
     "estimate_size",

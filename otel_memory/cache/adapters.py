@@ -32,7 +32,7 @@ from opentelemetry import metrics
 from ..errors import ConfigError
 from ..pressure import MemoryPressure
 from .metrics import EVICTION_REASONS, PRESSURE, CacheStats, cache_instruments
-from .policy import DEFAULT_POLICY, PressurePolicy
+from .policy import DEFAULT_POLICY, CacheBudgetPolicy
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -53,7 +53,7 @@ class InstrumentedCache:
     pressure_action = "cache_shrink"
 
     def __init__(self, target: Any, name: str, memory_manager: MemoryManager | None,
-                 meter_provider: metrics.MeterProvider | None, policy: PressurePolicy,
+                 meter_provider: metrics.MeterProvider | None, policy: CacheBudgetPolicy,
                  lock: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"name={name!r}; expected a non-empty string naming the cache")
@@ -166,7 +166,7 @@ def _default_getsizeof() -> Any:
 def instrument_lru_cache(func: Callable[..., Any], *, name: str,
                          memory_manager: MemoryManager | None = None,
                          meter_provider: metrics.MeterProvider | None = None,
-                         pressure_policy: PressurePolicy = DEFAULT_POLICY) -> InstrumentedCache:
+                         pressure_policy: CacheBudgetPolicy = DEFAULT_POLICY) -> InstrumentedCache:
     """Export ``func.cache_info()`` as memory.cache.* metrics; clear it at CRITICAL pressure."""
     if not (callable(getattr(func, "cache_info", None)) and callable(getattr(func, "cache_clear", None))):
         raise ConfigError(f"instrument_lru_cache({type(func).__name__}): expected a function "
@@ -177,7 +177,7 @@ def instrument_lru_cache(func: Callable[..., Any], *, name: str,
 def instrument_cachetools(cache: Any, *, name: str, memory_manager: MemoryManager | None = None,
                           meter_provider: metrics.MeterProvider | None = None,
                           lock: Any = None,
-                          pressure_policy: PressurePolicy = DEFAULT_POLICY) -> InstrumentedCache:
+                          pressure_policy: CacheBudgetPolicy = DEFAULT_POLICY) -> InstrumentedCache:
     """Export a cachetools cache (or a ``cachetools.cached(..., info=True)`` function).
 
     ``lock``: the lock your code uses around the cache, held while pressure shrinks it.

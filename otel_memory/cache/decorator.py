@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from opentelemetry import metrics
 
 from . import sizing
-from .policy import DEFAULT_POLICY, PressurePolicy
+from .policy import DEFAULT_POLICY, CacheBudgetPolicy
 from .smart_cache import SmartCache
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def smart_cached(
     sizer: sizing.Sizer | str | None = None,
     meter_provider: metrics.MeterProvider | None = None,
     timer: Callable[[], float] = time.monotonic,
-    pressure_policy: PressurePolicy = DEFAULT_POLICY,
+    pressure_policy: CacheBudgetPolicy = DEFAULT_POLICY,
     key: Callable[[tuple[Any, ...], dict[str, Any]], Hashable] = make_key,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Decorate a function so its results are cached in a SmartCache named after it."""

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..pressure import MemoryPressure
 
 
-class PressurePolicy(Protocol):
+class CacheBudgetPolicy(Protocol):
     """Anything that says how much of its budget a cache keeps at a level and if it refuses inserts."""
 
     def budget_fraction(self, level: MemoryPressure) -> float: ...

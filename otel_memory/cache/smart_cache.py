@@ -47,7 +47,7 @@ from .metrics import (
     CacheStats,
     cache_instruments,
 )
-from .policy import DEFAULT_POLICY, PressurePolicy
+from .policy import DEFAULT_POLICY, CacheBudgetPolicy
 from .store import NEVER, EntryStore
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         sizer: sizing.Sizer | str | None = None,
         meter_provider: metrics.MeterProvider | None = None,
         timer: Callable[[], float] = time.monotonic,
-        pressure_policy: PressurePolicy = DEFAULT_POLICY,
+        pressure_policy: CacheBudgetPolicy = DEFAULT_POLICY,
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ConfigError(f"max_entries={max_entries!r}; expected an integer >= 1")
