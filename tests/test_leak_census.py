@@ -75,7 +75,10 @@ def test_a_huge_dict_and_set_are_read_in_slices_too(quiet_gc: None) -> None:
     before_str = take_census(chunk_size=1000).totals["str"].count
     del members
     after_str = take_census(chunk_size=1000).totals["str"].count
-    assert before_str - after_str >= 30_000
+    # The set's 30k untracked strings are seen only by reading it in slices. Background threads
+    # of the process (exporters, monitors) may make or free a few strings between the two
+    # censuses, so the drop is checked to within 1%: without slicing it would be about 0.
+    assert 29_700 <= before_str - after_str <= 30_300
     del table
 
 
