@@ -1,10 +1,11 @@
-"""The ``otel-memory`` command: ``demo``, ``docs`` and ``dashboards``.
+"""The ``otel-memory`` command: ``demo``, ``docs``, ``dashboards`` and ``alerts``.
 
 Example::
 
     otel-memory demo --port 9464
     otel-memory docs --out docs/metrics.md
     otel-memory dashboards --out dashboards/
+    otel-memory alerts --out alerts/
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     dashboards.add_argument("--datasource-uid", default="prometheus",
                             help="default uid of the Prometheus datasource variable")
     dashboards.add_argument("--prefix", default="", help="prefix added to every metric name")
+    alerts = commands.add_parser("alerts", help="write the Prometheus alert rules and their promtool tests")
+    alerts.add_argument("--out", type=Path, default=Path("alerts"))
+    alerts.add_argument("--prefix", default="", help="prefix added to every metric name")
+    alerts.add_argument("--for-scale", type=float, default=1.0,
+                        help="multiply every 'for' duration (0 < x <= 1, for tests; unit tests only at 1)")
     return parser
 
 
@@ -63,7 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "dashboards":
         from .dashboards import write_dashboards
 
-        for path in write_dashboards(args.out, datasource_uid=args.datasource_uid, prefix=args.prefix):
+        try:
+            written = write_dashboards(args.out, datasource_uid=args.datasource_uid, prefix=args.prefix)
+        except ValueError as error:
+            _parser().error(str(error))
+        for path in written:
+            print(f"wrote {path}")
+    elif args.command == "alerts":
+        from .alerts import write_alert_rules
+
+        try:
+            written = write_alert_rules(args.out, prefix=args.prefix, for_scale=args.for_scale)
+        except ValueError as error:
+            _parser().error(str(error))
+        for path in written:
             print(f"wrote {path}")
     return 0
 

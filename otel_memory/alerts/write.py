@@ -1,0 +1,110 @@
+"""Writing the rule file and its promtool unit tests.
+
+``for_scale`` multiplies every ``for`` duration: 1.0 for production, a small factor for an
+end-to-end test that cannot wait minutes (the unit tests are written only at 1.0, since their
+timings assume the real durations).
+
+Example::
+
+    write_alert_rules(Path("alerts"))                    # alerts/otel-memory.rules.yml + tests
+    write_alert_rules(tmp, for_scale=0.01)               # 'for: 2m' becomes 'for: 1s'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..dashboards.promql import PromQL, check_prefix
+from .rules import GROUP_NAME, AlertRule, alert_rules, duration
+from .scenarios import INSTANCE, JOB, SCENARIOS, Scenario
+
+RULES_FILE = "otel-memory.rules.yml"
+TESTS_FILE = "otel-memory.rules.test.yml"
+_TEMPLATE = re.compile(r"\{\{ \$(labels\.(\w+)|value \| \w+) \}\}")
+
+
+def _scaled(rule: AlertRule, for_scale: float) -> str:
+    if rule.for_s == 0:
+        return "0s"
+    return duration(max(1, math.ceil(rule.for_s * for_scale)))
+
+
+def rules_document(prefix: str = "", for_scale: float = 1.0) -> dict[str, Any]:
+    """The rule file as a Prometheus rule-file document."""
+    if isinstance(for_scale, bool) or not isinstance(for_scale, (int, float)) or not 0 < for_scale <= 1:
+        raise ValueError(f"for_scale={for_scale!r} is out of range; expected a number in (0, 1]")
+    rules = [{
+        "alert": rule.name,
+        "expr": rule.expr,
+        "for": _scaled(rule, for_scale),
+        "labels": {"severity": rule.severity},
+        "annotations": {"summary": rule.summary, "description": rule.description,
+                        "runbook_url": rule.runbook_url},
+    } for rule in alert_rules(check_prefix(prefix))]
+    return {"groups": [{"name": GROUP_NAME, "rules": rules}]}
+
+
+def _render(template: str, labels: dict[str, str], value: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        return labels[match.group(2)] if match.group(2) else value
+
+    return _TEMPLATE.sub(substitute, template)
+
+
+def _case(scenario: Scenario, rule: AlertRule, q: PromQL) -> dict[str, Any]:
+    target = {"job": JOB, "instance": INSTANCE}
+    series = []
+    for item in scenario.series:
+        labels = {**target, "otel_scope_name": "otel_memory", **dict(item.labels)}
+        rendered = ", ".join(f'{key}="{value}"' for key, value in labels.items())
+        series.append({"series": f"{q.name(item.spec, item.suffix)}{{{rendered}}}", "values": item.values})
+    checks: list[dict[str, Any]] = [{"eval_time": f"{minute}m", "alertname": rule.name, "exp_alerts": []}
+                                    for minute in scenario.silent_at]
+    if scenario.fires_at is not None:
+        labels = {"job": JOB} if scenario.per_job_only else {**target, **dict(scenario.labels)}
+        checks.append({"eval_time": f"{scenario.fires_at}m", "alertname": rule.name, "exp_alerts": [{
+            "exp_labels": {"severity": rule.severity, **labels},
+            "exp_annotations": {"summary": rule.summary,
+                                "description": _render(rule.description, labels, scenario.value),
+                                "runbook_url": rule.runbook_url},
+        }]})
+    return {"name": f"{rule.name}: {scenario.title}", "interval": "1m", "input_series": series,
+            "alert_rule_test": checks}
+
+
+def tests_document(prefix: str = "") -> dict[str, Any]:
+    """The promtool unit tests of every alert, for the rule file next to them."""
+    q = PromQL(prefix=check_prefix(prefix), matchers=())
+    rules = {rule.short_name: rule for rule in alert_rules(prefix)}
+    missing = sorted(set(rules) - {scenario.alert for scenario in SCENARIOS if scenario.fires_at})
+    if missing:
+        raise ValueError(f"alerts without a firing unit test: {missing}")
+    return {"rule_files": [f"../{RULES_FILE}"], "evaluation_interval": "1m",
+            "tests": [_case(scenario, rules[scenario.alert], q) for scenario in SCENARIOS]}
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False, width=1000, allow_unicode=True)
+
+
+def write_alert_rules(out_dir: Path, *, prefix: str = "", for_scale: float = 1.0) -> list[Path]:
+    """Write ``<out_dir>/otel-memory.rules.yml`` (and at ``for_scale`` 1.0 its unit tests in
+    ``<out_dir>/tests/``); returns the paths written."""
+    out_dir = Path(out_dir)
+    rules_text = _dump(rules_document(prefix, for_scale))
+    tests_text = _dump(tests_document(prefix)) if for_scale == 1.0 else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RULES_FILE
+    path.write_text(rules_text, encoding="utf-8")
+    paths = [path]
+    if tests_text is not None:
+        (out_dir / "tests").mkdir(exist_ok=True)
+        tests_path = out_dir / "tests" / TESTS_FILE
+        tests_path.write_text(tests_text, encoding="utf-8")
+        paths.append(tests_path)
+    return paths
