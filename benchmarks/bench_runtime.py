@@ -153,13 +153,8 @@ def workload(seconds: float) -> tuple[int, float, float]:
     return done, time.perf_counter() - wall0, time.process_time() - cpu0
 
 
-def _run(seconds: float, *, with_manager: bool) -> tuple[int, float, float]:
-    """One run of the workload in an application that exports metrics every second.
-
-    Both kinds of run have the same SDK MeterProvider with a 1 s PeriodicExportingMetricReader
-    (in-memory exporter), made and shut down outside the timed part; only "with" adds the
-    MemoryManager (1 s monitoring interval), so the difference is what the manager costs.
-    """
+def _exporting_app() -> tuple[InMemoryMetricExporter, MeterProvider, MemoryManager]:
+    """An application exporting every second, and a manager ticking every second (not started)."""
     exporter = InMemoryMetricExporter()
     provider = MeterProvider(metric_readers=[
         PeriodicExportingMetricReader(exporter, export_interval_millis=1000)])
@@ -167,6 +162,17 @@ def _run(seconds: float, *, with_manager: bool) -> tuple[int, float, float]:
         MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=1000),
                                enable_leak_detection=False),
         meter_provider=provider)
+    return exporter, provider, manager
+
+
+def _run(seconds: float, *, with_manager: bool) -> tuple[int, float, float]:
+    """One run of the workload in an application that exports metrics every second.
+
+    Both kinds of run have the same SDK MeterProvider with a 1 s PeriodicExportingMetricReader
+    (in-memory exporter), made and shut down outside the timed part; only "with" adds the
+    MemoryManager (1 s monitoring interval), so the difference is what the manager costs.
+    """
+    exporter, provider, manager = _exporting_app()
     if with_manager:
         manager.initialize()
     try:
@@ -225,13 +231,7 @@ def accounted_overhead(collections_per_s: float) -> None:
     watch.uninstall()
     callback_s = max(0.0, with_watch - base)
 
-    exporter = InMemoryMetricExporter()
-    provider = MeterProvider(metric_readers=[
-        PeriodicExportingMetricReader(exporter, export_interval_millis=1000)])
-    manager = MemoryManager(
-        MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=1000),
-                               enable_leak_detection=False),
-        meter_provider=provider)
+    _exporter, provider, manager = _exporting_app()
     manager.initialize()
     try:
         seconds = 5

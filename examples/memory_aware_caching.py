@@ -27,6 +27,9 @@ from otel_memory import catalog as c
 from otel_memory.cache import SmartCache, instrument_lru_cache, smart_cached
 from otel_memory.config import MB
 
+CACHE_METRICS = frozenset(spec.name for spec in c.in_group(c.Group.CACHE))
+CACHE_PREFIX = c.MEMORY_CACHE_REQUESTS.name.rsplit(".", 1)[0] + "."     # "memory.cache."
+
 
 def cache_metrics(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
     """{cache name: {metric (and attribute): value}} from one collection."""
@@ -35,12 +38,12 @@ def cache_metrics(reader: InMemoryMetricReader) -> dict[str, dict[str, float]]:
     for resource_metrics in data.resource_metrics if data else []:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                if not metric.name.startswith("memory.cache."):
+                if metric.name not in CACHE_METRICS:
                     continue
                 for point in metric.data.data_points:
                     attributes = dict(point.attributes or {})
                     name = str(attributes.pop(c.ATTR_CACHE_NAME))
-                    label = metric.name.removeprefix("memory.cache.")
+                    label = metric.name.removeprefix(CACHE_PREFIX)
                     if attributes:
                         label += "{" + ",".join(str(v) for v in attributes.values()) + "}"
                     table.setdefault(name, {})[label] = getattr(point, "value", None) or getattr(

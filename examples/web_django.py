@@ -17,7 +17,7 @@ from django.urls import path
 
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.manager import MemoryManager
-from otel_memory.web import WSGIAdmissionMiddleware, health_status, leak_report
+from otel_memory.web import WSGIAdmissionMiddleware, health_http_status, health_status, leak_report
 
 settings.configure(DEBUG=False, ROOT_URLCONF=__name__, ALLOWED_HOSTS=["127.0.0.1", "localhost", "example"],
                    SECRET_KEY="example-only-not-secret", MIDDLEWARE=[])
@@ -29,7 +29,7 @@ manager = MemoryManager(MemoryManagementConfig(
 
 def memory_health(request: HttpRequest) -> JsonResponse:
     status = health_status(manager)
-    return JsonResponse(status, status=503 if status["status"] in ("unhealthy", "unknown") else 200)
+    return JsonResponse(status, status=health_http_status(status))
 
 
 def memory_leaks(request: HttpRequest) -> JsonResponse:

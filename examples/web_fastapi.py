@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.manager import MemoryManager
 from otel_memory.response import MemoryPressureManager
-from otel_memory.web import ASGIAdmissionMiddleware, health_status, leak_report
+from otel_memory.web import ASGIAdmissionMiddleware, health_http_status, health_status, leak_report
 
 manager = MemoryManager(MemoryManagementConfig(
     monitor_config=MemoryLimitConfig(max_heap_mb=1024, monitoring_interval_ms=1000),
@@ -42,7 +42,7 @@ api = FastAPI(lifespan=lifespan)
 @api.get("/health/memory")
 def memory_health() -> JSONResponse:
     status = health_status(manager)
-    return JSONResponse(status, status_code=503 if status["status"] in ("unhealthy", "unknown") else 200)
+    return JSONResponse(status, status_code=health_http_status(status))
 
 
 @api.get("/health/memory/leaks")

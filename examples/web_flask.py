@@ -15,7 +15,7 @@ from flask import Flask, jsonify
 
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.manager import MemoryManager
-from otel_memory.web import WSGIAdmissionMiddleware, health_status, leak_report
+from otel_memory.web import WSGIAdmissionMiddleware, health_http_status, health_status, leak_report
 
 manager = MemoryManager(MemoryManagementConfig(
     monitor_config=MemoryLimitConfig(max_heap_mb=1024), enable_leak_detection=False))
@@ -25,7 +25,7 @@ app = Flask(__name__)
 @app.get("/health/memory")
 def memory_health() -> Any:
     status = health_status(manager)
-    return jsonify(status), 503 if status["status"] in ("unhealthy", "unknown") else 200
+    return jsonify(status), health_http_status(status)
 
 
 @app.get("/health/memory/leaks")

@@ -34,7 +34,8 @@ HYSTERESIS_RATIO = 0.02
 
 def _number(name: str, value: Any, *, minimum: float = 0.0, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{name}={value!r} is not a number; expected a number of megabytes")
+        unit = " of seconds" if name.endswith("_s") else " of megabytes" if name.endswith("_mb") else ""
+        raise ConfigError(f"{name}={value!r} is not a number; expected a number{unit}")
     if value < minimum or (value == minimum and not allow_zero) or math.isinf(value):
         bound = f">= {minimum:g}" if allow_zero else f"> {minimum:g}"
         raise ConfigError(f"{name}={value!r} is out of range; expected a finite number {bound}")

@@ -58,7 +58,7 @@ class LeakedRecord:
 _LEAKED: list[LeakedRecord] = []
 
 
-def _providers(options: DemoOptions) -> tuple[MeterProvider, TracerProvider, InMemoryMetricReader, int]:
+def _providers(options: DemoOptions) -> tuple[MeterProvider, TracerProvider, InMemoryMetricReader, Any]:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
 
@@ -69,7 +69,6 @@ def _providers(options: DemoOptions) -> tuple[MeterProvider, TracerProvider, InM
     table_reader = InMemoryMetricReader()
     readers: list[MetricReader] = [table_reader, PrometheusMetricReader()]
     server, _thread = start_http_server(options.port, addr=options.host)
-    port = int(server.server_port)
     tracer_provider = TracerProvider(resource=resource)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -88,7 +87,7 @@ def _providers(options: DemoOptions) -> tuple[MeterProvider, TracerProvider, InM
         readers.append(PeriodicExportingMetricReader(
             OTLPMetricExporter(), export_interval_millis=int(options.interval_s * 1000)))
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return MeterProvider(resource=resource, metric_readers=readers), tracer_provider, table_reader, port
+    return MeterProvider(resource=resource, metric_readers=readers), tracer_provider, table_reader, server
 
 
 def _values(reader: InMemoryMetricReader) -> dict[str, list[tuple[float, dict[str, Any]]]]:
@@ -156,7 +155,8 @@ def _workload(manager: MemoryManager, stop: threading.Event, options: DemoOption
 
 def run(options: DemoOptions, out: TextIO, *, ready: Callable[[int], None] | None = None) -> None:
     """Run the demo until Ctrl-C, SIGTERM or ``duration_s``; prints the table every interval."""
-    meter_provider, tracer_provider, table_reader, port = _providers(options)
+    meter_provider, tracer_provider, table_reader, server = _providers(options)
+    port = int(server.server_port)
     config = MemoryManagementConfig(
         monitor_config=MemoryLimitConfig(max_heap_mb=options.limit_mb,
                                          monitoring_interval_ms=max(100, int(options.interval_s * 500))),
@@ -186,3 +186,5 @@ def run(options: DemoOptions, out: TextIO, *, ready: Callable[[int], None] | Non
         manager.shutdown()
         tracer_provider.shutdown()
         meter_provider.shutdown()
+        server.shutdown()   # the metrics endpoint goes with the demo (run() may be called in-process)
+        server.server_close()

@@ -1,4 +1,7 @@
-"""Exceptions raised by otel_memory."""
+"""Exceptions raised by otel_memory, and how a log may describe an error without its message."""
+
+import os
+import traceback
 
 
 class OtelMemoryError(Exception):
@@ -39,3 +42,11 @@ class EntryTooLarge(CacheError, ValueError):
 
 class CacheRefused(CacheError):
     """The cache refuses inserts while memory pressure is critical."""
+
+
+def error_summary(error: BaseException) -> str:
+    """What a log may say of an error from code we call: its type and the file:line that
+    raised it, never its message (messages can hold values: keys, URLs, tokens)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return type(error).__name__ + where

@@ -20,6 +20,8 @@ import threading
 import weakref
 from typing import Protocol
 
+from .errors import error_summary
+
 _log = logging.getLogger("otel_memory")
 
 
@@ -56,5 +58,5 @@ def _run_child_hooks() -> None:
         try:
             obj._after_fork_in_child()
         except Exception as error:  # noqa: BLE001 - a hook must never break the child
-            _log.warning("otel_memory: after-fork reset of %s failed: %s: %s",
-                         type(obj).__name__, type(error).__name__, error)
+            _log.warning("otel_memory: after-fork reset of %s failed: %s",
+                         type(obj).__name__, error_summary(error))

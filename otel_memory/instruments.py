@@ -5,6 +5,11 @@ through an ``InstrumentSet``: observable instruments get a callback that returns
 (value, attributes) pairs, and closing the set silences them, which is how ``uninstrument()``
 removes what ``instrument()`` added (the OpenTelemetry API cannot delete an instrument).
 
+The SDK keeps only the first callbacks of an instrument name on a meter and silently ignores a
+second registration, so a set made after another one closed (``uninstrument()`` then
+``instrument()`` on the same MeterProvider) would report nothing. Each name therefore gets one
+SDK instrument per meter whose callback feeds every live set's callback; close() unplugs them.
+
 Example::
 
     instruments = InstrumentSet(meter_provider.get_meter("otel_memory"))
@@ -17,6 +22,9 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,6 +32,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from .catalog import Instrument, MetricSpec
+from .errors import error_summary
 
 _log = logging.getLogger("otel_memory")
 
@@ -32,6 +41,45 @@ Attributes = Mapping[str, AttributeValue]
 Points = Iterable[tuple[float | None, Attributes]]
 
 SCOPE_NAME = "otel_memory"
+
+ObservableCallback = Callable[[CallbackOptions], Iterable[Observation]]
+
+
+class _Fanout:
+    """The one SDK callback of an instrument name on a meter: every live set's callback's points."""
+
+    def __init__(self) -> None:
+        # Replaced, never mutated (under the registry lock): a collection reads it without a lock.
+        self.callbacks: tuple[ObservableCallback, ...] = ()
+
+    def __call__(self, options: CallbackOptions) -> Iterable[Observation]:
+        callbacks = self.callbacks
+        if len(callbacks) == 1:   # the usual case: one live set
+            return callbacks[0](options)
+        result: list[Observation] = []
+        for callback in callbacks:
+            result.extend(callback(options))
+        return result
+
+
+# meter -> instrument name -> its fan-out; meters are held weakly.
+_fanouts: weakref.WeakKeyDictionary[Meter, dict[str, _Fanout]] = weakref.WeakKeyDictionary()
+_fanouts_lock = threading.Lock()
+_fork_hooked = False
+
+
+def _registry_lock() -> threading.Lock:
+    """The fan-out registry's lock; a forked child gets a fresh one (hooked on first use)."""
+    global _fork_hooked
+    if not _fork_hooked and hasattr(os, "register_at_fork"):
+        _fork_hooked = True
+        os.register_at_fork(after_in_child=_new_registry_lock)
+    return _fanouts_lock
+
+
+def _new_registry_lock() -> None:
+    global _fanouts_lock
+    _fanouts_lock = threading.Lock()
 
 
 def get_meter(meter_provider: metrics.MeterProvider | None = None) -> Meter:
@@ -62,6 +110,7 @@ class InstrumentSet:
         self._meter = meter
         self._active = True
         self._warned: set[str] = set()
+        self._plugged: list[tuple[_Fanout, ObservableCallback]] = []
 
     @property
     def active(self) -> bool:
@@ -71,18 +120,33 @@ class InstrumentSet:
     def close(self) -> None:
         """Silence every observable instrument of this set."""
         self._active = False
+        with _registry_lock():
+            for fanout, callback in self._plugged:
+                fanout.callbacks = tuple(c for c in fanout.callbacks if c is not callback)
+            self._plugged.clear()
 
     def observe(self, spec: MetricSpec, points: Callable[[], Points]) -> None:
         """Create the observable instrument of ``spec`` fed by ``points()``."""
         if spec.instrument is Instrument.HISTOGRAM:
             raise ValueError(f"{spec.name} is a histogram; use histogram(), not observe()")
-        factory: Callable[..., Any] = {
-            Instrument.OBSERVABLE_GAUGE: self._meter.create_observable_gauge,
-            Instrument.OBSERVABLE_COUNTER: self._meter.create_observable_counter,
-            Instrument.OBSERVABLE_UP_DOWN_COUNTER: self._meter.create_observable_up_down_counter,
-        }[spec.instrument]
-        factory(spec.name, callbacks=[self._callback(spec, points)], unit=spec.unit,
-                description=spec.description)
+        callback = self._callback(spec, points)
+        with _registry_lock():
+            if not self._active:
+                return
+            by_name = _fanouts.setdefault(self._meter, {})
+            fanout = by_name.get(spec.name)
+            if fanout is None:
+                fanout = by_name[spec.name] = _Fanout()
+                factory: Callable[..., Any] = {
+                    Instrument.OBSERVABLE_GAUGE: self._meter.create_observable_gauge,
+                    Instrument.OBSERVABLE_COUNTER: self._meter.create_observable_counter,
+                    Instrument.OBSERVABLE_UP_DOWN_COUNTER:
+                        self._meter.create_observable_up_down_counter,
+                }[spec.instrument]
+                factory(spec.name, callbacks=[fanout], unit=spec.unit,
+                        description=spec.description)
+            fanout.callbacks = (*fanout.callbacks, callback)
+            self._plugged.append((fanout, callback))
 
     def histogram(self, spec: MetricSpec) -> Histogram:
         """Create the histogram of ``spec`` with its bucket advice."""
@@ -92,8 +156,7 @@ class InstrumentSet:
             spec.name, unit=spec.unit, description=spec.description,
             explicit_bucket_boundaries_advisory=list(spec.buckets) if spec.buckets else None)
 
-    def _callback(self, spec: MetricSpec, points: Callable[[], Points]
-                  ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def _callback(self, spec: MetricSpec, points: Callable[[], Points]) -> ObservableCallback:
         def callback(_options: CallbackOptions) -> Iterable[Observation]:
             if not self._active:
                 return []
@@ -103,8 +166,8 @@ class InstrumentSet:
             except Exception as error:  # noqa: BLE001 - a callback must never raise into the SDK
                 if spec.name not in self._warned:
                     self._warned.add(spec.name)
-                    _log.warning("otel_memory: %s could not be observed: %s: %s",
-                                 spec.name, type(error).__name__, error)
+                    _log.warning("otel_memory: %s could not be observed: %s",
+                                 spec.name, error_summary(error))
                 return []
 
         return callback

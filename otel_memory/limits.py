@@ -153,8 +153,8 @@ def discover_limit(
     cgroups = _own_cgroups(proc)
     found: tuple[int, CgroupFiles] | None = None
     if "" in cgroups and (root / "cgroup.controllers").exists():
-        hit = _smallest_limit(_walk_up(root, cgroups[""]), "memory.max", None)
         chain = _walk_up(root, cgroups[""])
+        hit = _smallest_limit(chain, "memory.max", None)
         if hit is not None:
             found = (hit[0], CgroupFiles(2, hit[1]))
         elif (chain[0] / "memory.current").exists():

@@ -30,7 +30,7 @@ from opentelemetry import metrics, trace
 
 from . import forking
 from .config import MB, MemoryManagementConfig
-from .errors import ConfigError, MemoryPressureRejected, PoolError
+from .errors import ConfigError, MemoryPressureRejected, PoolError, error_summary
 from .gcwatch import GcPauseWatch
 from .limits import SOURCE_CGROUP_V1, SOURCE_CGROUP_V2, EffectiveLimit, discover_limit
 from .pressure import MemoryPressure, PressureTracker, Thresholds
@@ -110,6 +110,10 @@ class MemoryManager:
         self.tracer_provider = tracer_provider
         self._proc_root = proc_root
         self._cgroup_root = cgroup_root
+        # _tick_lock serialises ticks and their announcements, so listeners hear the changes
+        # in order; _lock guards state and is never held while listeners or responders run,
+        # so they may call back into the manager from any thread. Order: _tick_lock, _lock.
+        self._tick_lock = threading.RLock()
         self._lock = threading.RLock()
         self._listeners: list[PressureListener] = []
         self._responders: weakref.WeakSet[PressureResponder] = weakref.WeakSet()
@@ -124,6 +128,7 @@ class MemoryManager:
         self._leak_detector: Any = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._ticks = 0
+        self._started_tracemalloc = False   # stopped again by shutdown(): only if we started it
 
     def _reset_counts(self) -> None:
         self.transitions = {level: 0 for level in MemoryPressure}
@@ -136,36 +141,45 @@ class MemoryManager:
 
     def initialize(self) -> None:
         """Discover the limit, start the monitor thread and the instruments (idempotent)."""
-        with self._lock:
-            if self._initialized:
-                return
-            monitor = self.config.monitor_config
-            configured = int(monitor.max_heap_mb * MB) if monitor.max_heap_mb is not None else None
-            self.limit: EffectiveLimit = discover_limit(
-                configured, proc_root=self._proc_root, cgroup_root=self._cgroup_root)
-            self.thresholds = Thresholds.resolve(monitor, self.limit.bytes)
-            self._tracker = PressureTracker(self.thresholds)
-            self.sampler = Sampler(self.limit, proc_root=self._proc_root, enable_uss=self.config.enable_uss)
-            self.trend = TrendTracker(window_s=max(60.0, 120 * monitor.monitoring_interval_ms / 1000))
-            if self.config.enable_tracemalloc:
-                import tracemalloc
+        with self._tick_lock:
+            with self._lock:
+                if self._initialized:
+                    return
+                self._set_up()
+            self.check_pressure()   # the first tick: listeners run outside _lock
+            with self._lock:
+                if not self._initialized:   # shut down by a listener of the first tick
+                    return
+                forking.after_fork_in_child(self)
+                self._start_thread()
+                if self.config.enable_leak_detection:
+                    self._start_leak_detection()
 
-                if not tracemalloc.is_tracing():
-                    tracemalloc.start()
-            self.gc_watch.install()
-            from .runtime_metrics import RuntimeMetrics
+    def _set_up(self) -> None:
+        """Limit, thresholds, sampler, trend window, GC watch and instruments (both locks held)."""
+        monitor = self.config.monitor_config
+        configured = int(monitor.max_heap_mb * MB) if monitor.max_heap_mb is not None else None
+        self.limit: EffectiveLimit = discover_limit(
+            configured, proc_root=self._proc_root, cgroup_root=self._cgroup_root)
+        self.thresholds = Thresholds.resolve(monitor, self.limit.bytes)
+        self._tracker = PressureTracker(self.thresholds)
+        self.sampler = Sampler(self.limit, proc_root=self._proc_root, enable_uss=self.config.enable_uss)
+        self.trend = TrendTracker(window_s=max(60.0, 120 * monitor.monitoring_interval_ms / 1000))
+        if self.config.enable_tracemalloc:
+            import tracemalloc
 
-            self._instruments = RuntimeMetrics(self)
-            self._initialized = True
-            _log.info("otel_memory: limit %d MB from %s; thresholds moderate %d MB, high %d MB, "
-                      "critical %d MB", self.limit.bytes // MB, self.limit.source,
-                      self.thresholds.moderate // MB, self.thresholds.high // MB,
-                      self.thresholds.critical // MB)
-            self.check_pressure()
-            forking.after_fork_in_child(self)
-            self._start_thread()
-            if self.config.enable_leak_detection:
-                self._start_leak_detection()
+            if not tracemalloc.is_tracing():
+                tracemalloc.start()
+                self._started_tracemalloc = True
+        self.gc_watch.install()
+        from .runtime_metrics import RuntimeMetrics
+
+        self._instruments = RuntimeMetrics(self)
+        self._initialized = True
+        _log.info("otel_memory: limit %d MB from %s; thresholds moderate %d MB, high %d MB, "
+                  "critical %d MB", self.limit.bytes // MB, self.limit.source,
+                  self.thresholds.moderate // MB, self.thresholds.high // MB,
+                  self.thresholds.critical // MB)
 
     def _start_leak_detection(self) -> None:
         try:
@@ -215,6 +229,11 @@ class MemoryManager:
             self.gc_watch.uninstall()
             if self._instruments is not None:
                 self._instruments.close()
+            if self._started_tracemalloc:
+                import tracemalloc
+
+                tracemalloc.stop()
+                self._started_tracemalloc = False
             if self._leak_detector is not None:
                 self._leak_detector.stop()
                 self._leak_detector = None
@@ -239,6 +258,7 @@ class MemoryManager:
         return self._initialized
 
     def _after_fork_in_child(self) -> None:
+        self._tick_lock = threading.RLock()
         self._lock = threading.RLock()
         self._reset_counts()
         self.gc_watch.reset()
@@ -298,18 +318,22 @@ class MemoryManager:
     def check_pressure(self) -> MemoryPressure:
         """Run one monitoring tick now: sample, update the level, notify on change."""
         self._require_initialized()
-        with self._lock:
+        with self._tick_lock:
+            if not self._initialized:   # shut down while this tick waited for the previous one
+                return self._level
             sample = self.sampler.current(max_age_s=0.0)
             usage = self.usage_of(sample)
-            previous = self._level
-            level = self._tracker.update(usage)
-            self._level = level
-            self.trend.add(sample.time, usage)
-            self._ticks += 1
+            with self._lock:
+                previous = self._level
+                level = self._tracker.update(usage)
+                self._level = level
+                self.trend.add(sample.time, usage)
+                self._ticks += 1
+                if level != previous:
+                    self.transitions[level] += 1
+                    if level != MemoryPressure.CRITICAL:
+                        self._rejecting_logged = False
             if level != previous:
-                self.transitions[level] += 1
-                if level != MemoryPressure.CRITICAL:
-                    self._rejecting_logged = False
                 self._announce(level, previous, usage)
         if self._instruments is not None:
             self._instruments.record_gc_pauses(self.gc_watch.drain())
@@ -318,19 +342,24 @@ class MemoryManager:
     def _announce(self, level: MemoryPressure, previous: MemoryPressure, usage: int) -> None:
         _log.info("Memory pressure changed to %s", level.title)
         if level == MemoryPressure.CRITICAL:
-            _log.warning("Memory limit exceeded: %d MB used, %d MB limit",
-                         usage // MB, self.limit.bytes // MB)
+            _log.warning("Memory limit exceeded: %d MB used, %d MB limit (critical threshold %d MB)",
+                         usage // MB, self.limit.bytes // MB, self.thresholds.critical // MB)
         for listener in list(self._listeners):
             try:
                 listener(level, previous)
-            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
-                _log.exception("otel_memory: pressure listener %r failed", listener)
+            except Exception as error:  # noqa: BLE001 - one bad listener must not stop the others
+                # Its name and where it raised; never its repr (a bound method's shows its
+                # object) nor the error's message (it may hold values).
+                _log.error("otel_memory: pressure listener %s failed: %s",
+                           getattr(listener, "__qualname__", type(listener).__name__),
+                           error_summary(error))
         for responder in list(self._responders):
             try:
                 if responder.respond_to_pressure(level):
                     self.record_action(responder.pressure_action)
-            except Exception:  # noqa: BLE001
-                _log.exception("otel_memory: pressure responder %s failed", type(responder).__name__)
+            except Exception as error:  # noqa: BLE001
+                _log.error("otel_memory: pressure responder %s failed: %s",
+                           type(responder).__name__, error_summary(error))
 
     def on_pressure_change(self, callback: PressureListener) -> Callable[[], None]:
         """Call ``callback(level, previous)`` on every change of level; returns a remover."""
@@ -430,5 +459,7 @@ def _monitor(ref: weakref.ref[MemoryManager], stop: threading.Event, interval: f
         try:
             manager.check_pressure()
         except Exception as error:  # noqa: BLE001 - the monitor must never die
+            if not manager.initialized:   # shut down between the check above and the tick
+                return
             _log.warning("otel_memory: monitoring tick failed: %s: %s", type(error).__name__, error)
         del manager

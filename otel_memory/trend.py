@@ -14,13 +14,20 @@ Example::
 from __future__ import annotations
 
 import enum
+import os
 import threading
 from collections import deque
 from dataclasses import dataclass
 
 
 class MemoryTrend(enum.Enum):
-    """Direction of usage over the trend window; value as exported by memory.trend.direction."""
+    """Direction of usage over the trend window; its value is what the trend gauge exports.
+
+    Example::
+
+        if manager.get_memory_trend().trend is MemoryTrend.INCREASING:
+            ...
+    """
 
     DECREASING = -1
     STABLE = 0
@@ -66,6 +73,7 @@ class TrendTracker:
         self._samples: deque[tuple[float, int]] = deque(maxlen=max_samples)
         self._peak = 0
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def add(self, when: float, usage: int) -> None:
         """Record one usage reading at monotonic time ``when``."""
@@ -76,7 +84,14 @@ class TrendTracker:
                 self._samples.popleft()
 
     def clear(self) -> None:
-        """Forget every sample and the peak."""
+        """Forget every sample and the peak.
+
+        Safe in a forked child (the owners' after-fork hooks call it): there the lock is made
+        anew, since a thread of the parent may have held it at the fork and never release it.
+        """
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         with self._lock:
             self._samples.clear()
             self._peak = 0

@@ -35,6 +35,7 @@ from opentelemetry.sdk.resources import PROCESS_PID, SERVICE_INSTANCE_ID, Resour
 
 from . import instrumentor
 from .config import MemoryManagementConfig
+from .errors import ConfigError, OtelMemoryError, error_summary
 from .manager import MemoryManager
 
 _log = logging.getLogger("otel_memory")
@@ -90,7 +91,7 @@ def otlp_readers() -> list[MetricReader]:
 
         exporter = HttpMetricExporter()
     else:
-        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; expected "
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; expected "
                          "'grpc' or 'http/protobuf'")
     return [PeriodicExportingMetricReader(exporter)]
 
@@ -150,7 +151,7 @@ def gunicorn_post_fork(server: Any, worker: Any) -> None:
     try:
         init_worker()
     except Exception as error:  # noqa: BLE001 - telemetry must never stop a worker from serving
-        _log.warning("otel_memory: worker telemetry not set up: %s: %s", type(error).__name__, error)
+        _log.warning("otel_memory: worker telemetry not set up: %s", _describe(error))
 
 
 def gunicorn_worker_exit(server: Any, worker: Any) -> None:
@@ -158,4 +159,12 @@ def gunicorn_worker_exit(server: Any, worker: Any) -> None:
     try:
         shutdown_worker()
     except Exception as error:  # noqa: BLE001
-        _log.warning("otel_memory: worker telemetry not shut down: %s: %s", type(error).__name__, error)
+        _log.warning("otel_memory: worker telemetry not shut down: %s", _describe(error))
+
+
+def _describe(error: Exception) -> str:
+    """Our own errors say what was wrong and what was expected; an exporter's may hold an
+    endpoint with credentials or a header value, so of those only the type and location."""
+    if isinstance(error, OtelMemoryError):
+        return f"{type(error).__name__}: {error}"
+    return error_summary(error)

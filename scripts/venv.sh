@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with Python >= 3.10 and install the project with the given extras (default: test).
-# Sourced by scripts/test and scripts/demo.
+# Run (not sourced) by scripts/test and scripts/demo from the project root.
 set -euo pipefail
 extras="${1:-test}"
 python="${PYTHON:-python3}"

@@ -60,8 +60,14 @@ def require_tool(name: str) -> str:
 
     Skips the test when the tool is missing, except under CI=true, where it fails.
     """
-    postgres_bin = TOOLS / "usr" / "lib" / "postgresql" / "15" / "bin"
-    for candidate in (TOOLS / "usr" / "bin" / name, postgres_bin / name):
+    candidates = [TOOLS / "usr" / "bin" / name]
+    # PostgreSQL keeps its programs under /usr/lib/postgresql/<major>/bin, off PATH: ours from
+    # .tools first, then a system installation; the newest major version of each.
+    for prefix in (TOOLS / "usr", Path("/usr")):
+        versions = sorted((prefix / "lib" / "postgresql").glob("*/bin"),
+                          key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0)
+        candidates.extend(directory / name for directory in reversed(versions))
+    for candidate in candidates:
         if candidate.exists():
             return str(candidate)
     found = shutil.which(name)

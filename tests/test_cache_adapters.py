@@ -140,3 +140,42 @@ def test_bad_targets_are_clear_errors() -> None:
 
     with pytest.raises(ConfigError, match="name=''"):
         instrument_lru_cache(f, name="")
+
+
+class ClearedWhileRead:
+    """A real lru_cache function whose cache_info() lets another thread clear it (pressure)
+    between reading the counts and adding the counts of earlier clears to them."""
+
+    def __init__(self, func: functools._lru_cache_wrapper[int]) -> None:
+        self.func = func
+        self.during_info: threading.Thread | None = None
+
+    def cache_info(self) -> functools._CacheInfo:
+        info = self.func.cache_info()
+        thread, self.during_info = self.during_info, None
+        if thread is not None:
+            thread.start()
+            thread.join(timeout=0.2)       # with the fix it waits for us, and times out here
+        return info
+
+    def cache_clear(self) -> None:
+        self.func.cache_clear()
+
+
+def test_lru_counts_stay_right_when_pressure_clears_during_a_read(meter_provider: MeterProvider) -> None:
+    @functools.lru_cache(maxsize=64)
+    def square(number: int) -> int:
+        return number * number
+
+    for number in (1, 2, 1, 1):
+        square(number)                                      # 2 hits, 2 misses
+    target = ClearedWhileRead(square)
+    handle = instrument_lru_cache(target, name="cleared-while-read", meter_provider=meter_provider)
+    clear = threading.Thread(target=handle.respond_to_pressure, args=(MemoryPressure.CRITICAL,))
+    target.during_info = clear
+    stats = handle.cache_stats()
+    clear.join(timeout=5)
+    assert (stats.hits, stats.misses) == (2, 2)              # not 4 and 4: counted once
+    after = handle.cache_stats()
+    assert (after.hits, after.misses, after.entries) == (2, 2, 0)
+    handle.close()

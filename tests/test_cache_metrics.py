@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from types import FrameType
 from typing import Any
 
+import cachetools
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_memory import catalog as c
-from otel_memory.cache import SmartCache
+from otel_memory.cache import SmartCache, instrument_cachetools
 from tests.conftest import collect, points
 
 NAME = c.ATTR_CACHE_NAME
@@ -133,3 +136,36 @@ def test_caches_of_the_global_provider_report_before_and_after_it_is_set() -> No
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[('after', 1), ('before', 1), ('explicit', 0)]"
+
+
+class BrokenSizeCache(cachetools.LRUCache):  # type: ignore[type-arg]
+    """A user's cache whose fill cannot be read once ``broken`` (a bug in their subclass)."""
+
+    broken = False
+
+    @property
+    def currsize(self) -> int:
+        if self.broken:
+            raise RuntimeError("size of tenant s3cr3t unknown")
+        return int(super().currsize)
+
+
+def test_a_cache_whose_stats_fail_is_left_out_and_the_others_still_report(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader,
+        caplog: pytest.LogCaptureFixture) -> None:
+    broken = BrokenSizeCache(maxsize=10)
+    handle = instrument_cachetools(broken, name="broken", meter_provider=meter_provider)
+    broken.broken = True
+    cache: SmartCache[str, bytes] = SmartCache(None, 10, 1, None, name="healthy", sizer=len,
+                                               meter_provider=meter_provider)
+    cache.insert("a", b"1" * 100)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        first, second = collect(reader), collect(reader)
+    for metrics in (first, second):
+        entries = by_attributes(metrics, c.MEMORY_CACHE_ENTRIES)
+        assert entries == {frozenset({(NAME, "healthy")}): 1}
+    warnings = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert warnings == [warnings[0]] and "'broken'" in warnings[0] and "RuntimeError at" in warnings[0]
+    assert "s3cr3t" not in caplog.text
+    handle.close()
+    cache.close()

@@ -74,6 +74,34 @@ def test_instances_count_their_attributes() -> None:
                                    + sys.getsizeof("bio") + sys.getsizeof("b" * 400))
 
 
+@dataclass(frozen=True, slots=True)
+class SlottedRecord:
+    name: str
+    blob: bytes
+
+
+class SlottedChild(SlottedRecord):
+    __slots__ = ("__note",)        # a private slot: stored as _SlottedChild__note
+
+    def __init__(self, name: str, blob: bytes, note: str) -> None:
+        super().__init__(name, blob)
+        object.__setattr__(self, "_SlottedChild__note", note)
+
+
+def test_slotted_instances_count_their_attributes() -> None:
+    record = SlottedRecord("n" * 40, b"b" * 10_000)
+    assert estimate_size(record) == (sys.getsizeof(record) + sys.getsizeof("n" * 40)
+                                     + sys.getsizeof(b"b" * 10_000))
+    child = SlottedChild("n" * 40, b"b" * 10_000, "x" * 3000)
+    assert estimate_size(child) == (sys.getsizeof(child) + sys.getsizeof("n" * 40)
+                                    + sys.getsizeof(b"b" * 10_000) + sys.getsizeof("x" * 3000))
+
+
+def test_deques_count_their_elements() -> None:
+    queue = deque(f"job-{i}" * 50 for i in range(10))
+    assert estimate_size(queue) == sys.getsizeof(queue) + sum(sys.getsizeof(job) for job in queue)
+
+
 def test_large_containers_are_sampled_and_extrapolated() -> None:
     items = [f"item-{i:06d}" for i in range(SAMPLE * 50)]
     exact = sys.getsizeof(items) + sum(sys.getsizeof(item) for item in items)

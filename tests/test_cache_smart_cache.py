@@ -242,6 +242,28 @@ def test_get_or_load_failure_reaches_every_waiter_and_is_counted() -> None:
     assert cache.get_or_load("k", str.upper) == "K"      # a later call loads again
 
 
+def test_a_loader_asking_for_its_own_key_fails_clearly_instead_of_hanging() -> None:
+    cache = make()
+
+    def loader(key: str) -> str:                 # e.g. a memoized function calling itself
+        return cache.get_or_load(key, loader)
+
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            cache.get_or_load("k", loader)
+        except RuntimeError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=call, daemon=True)   # before the fix it never ends
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and len(outcome) == 1
+    assert "asked for that same key again" in str(outcome[0])
+    assert cache.get_or_load("k", str.upper) == "K"      # nothing is left in flight
+
+
 def test_get_or_load_returns_values_the_cache_refuses() -> None:
     cache = make(max_memory_mb=0.01)
     huge = "x" * 50000
@@ -357,9 +379,10 @@ def test_forked_child_keeps_entries_and_counts_from_zero() -> None:
     cache = make()
     cache.insert("a", 1)
     cache.get("a")
-    holder = threading.Thread(target=lambda: cache._lock.acquire() and threading.Event().wait(0.5))
+    held = threading.Event()
+    holder = threading.Thread(target=lambda: cache._lock.acquire() and held.set())  # keeps it held
     holder.start()                      # another thread holds the lock while we fork
-    threading.Event().wait(0.05)
+    assert held.wait(10)                # (under load, not just probably: surely held)
     pid = os.fork()
     if pid == 0:                        # pragma: no cover - runs in the child
         ok = False

@@ -203,6 +203,17 @@ def test_management_config_errors_name_the_field(kwargs: dict[str, object], fiel
         MemoryManagementConfig(**kwargs)   # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("field", "unit"), [
+    ("leak_detection_interval_s", "of seconds"),
+    ("gc_min_interval_s", "of seconds"),
+    ("leak_detection_threshold_mb", "of megabytes"),
+])
+def test_a_non_number_in_code_names_the_right_unit(field: str, unit: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        MemoryManagementConfig(**{field: "soon"})   # type: ignore[arg-type]
+    assert str(error.value) == f"{field}='soon' is not a number; expected a number {unit}"
+
+
 def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         MemoryLimitConfig(max_heap_mb=-1)

@@ -47,6 +47,17 @@ def test_instrument_starts_one_manager_and_uninstrument_removes_everything(
     uninstrument()   # nothing left: fine
 
 
+def test_instrument_after_uninstrument_reports_again_on_the_same_provider(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    instrument(meter_provider=meter_provider)
+    assert points(collect(reader), catalog.MEMORY_ALLOCATED.name)
+    uninstrument()
+    assert not points(collect(reader), catalog.MEMORY_ALLOCATED.name)
+    instrument(meter_provider=meter_provider)
+    assert points(collect(reader), catalog.MEMORY_ALLOCATED.name)
+    assert points(collect(reader), catalog.MEMORY_PRESSURE_LEVEL.name)
+
+
 def test_an_explicit_config_wins_over_the_environment(meter_provider: MeterProvider) -> None:
     config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(max_heap_mb=4096),
                                     enable_leak_detection=False)

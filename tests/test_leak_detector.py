@@ -218,6 +218,25 @@ def test_new_suspects_get_their_allocation_site_from_a_bounded_tracemalloc_windo
     detector.stop()
 
 
+def test_a_detector_dropped_during_an_attribution_window_stops_tracemalloc() -> None:
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()
+    detector = LeakDetector(policy=FAST, deep_look=False, attribute_allocations=True,
+                            attribution_window_s=60.0)
+    held: list[Parcel] = []
+    for _ in range(6):
+        held.extend(Parcel() for _ in range(1000))
+        detector.check()
+        if tracemalloc.is_tracing():
+            break
+    assert tracemalloc.is_tracing()            # a window is open (it would run for a minute)
+    del detector
+    gc.collect()
+    assert not tracemalloc.is_tracing()        # closed with the detector, not left running
+    del held
+
+
 def test_a_forked_child_restarts_the_thread_with_a_fresh_history() -> None:
     import os
 
@@ -232,10 +251,32 @@ def test_a_forked_child_restarts_the_thread_with_a_fresh_history() -> None:
         while detector.latest_report() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         report = detector.latest_report()
-        os._exit(0 if ok and report is not None and report.check_number == 1 else 1)
+        own_counts = detector.counters.checks == 1 and detector.counters.suspects_detected == 0
+        os._exit(0 if ok and own_counts and report is not None and report.check_number == 1 else 1)
     _, status = os.waitpid(pid, 0)
     detector.stop()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class FailingDetector(LeakDetector):
+    def check(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError(f"could not read {SECRET}")
+
+
+def test_a_failing_check_in_the_thread_warns_once_with_type_and_location_only(
+        caplog: pytest.LogCaptureFixture) -> None:
+    detector = FailingDetector(interval_s=0.02, deep_look=False)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        detector.start()
+        deadline = time.monotonic() + 5
+        while "leak check failed" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)                        # a few more failing checks: still one warning
+        detector.stop()
+    warnings = [r.getMessage() for r in caplog.records if "leak check failed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("otel_memory: leak check failed: RuntimeError at test_leak_detector.py:")
+    assert SECRET not in caplog.text
 
 
 def test_without_a_manager_the_detector_follows_the_process_rss_itself() -> None:

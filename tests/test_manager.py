@@ -17,7 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import ConfigError, MemoryPressureRejected
-from otel_memory.manager import MemoryManager
+from otel_memory.manager import MemoryManager, _monitor
 from otel_memory.pressure import MemoryPressure
 
 
@@ -80,7 +80,9 @@ def test_levels_follow_rss_against_the_configured_thresholds(
     exceeded = [m for m in messages if m.startswith("Memory limit exceeded")]
     assert len(exceeded) == 1
     reported_used = int(exceeded[0].split(": ")[1].split(" MB")[0])
-    assert exceeded[0] == f"Memory limit exceeded: {reported_used} MB used, {limit_mb} MB limit"
+    critical_mb = manager.thresholds.critical // MB
+    assert exceeded[0] == (f"Memory limit exceeded: {reported_used} MB used, {limit_mb} MB limit "
+                           f"(critical threshold {critical_mb} MB)")
     assert abs(reported_used - used // MB) <= 5
     assert manager.transitions[MemoryPressure.CRITICAL] == 1
     assert manager.transitions[MemoryPressure.LOW] == 1
@@ -315,3 +317,66 @@ def test_disabled_object_pooling_refuses_to_create_pools(meter_provider: Any) ->
             manager.get_pool("connections")
     finally:
         manager.shutdown()
+
+
+def test_listeners_and_responders_may_call_the_manager_from_another_thread(
+        manager: MemoryManager) -> None:
+    # A listener that hands work to another thread and waits for it (an event loop, a worker
+    # pool) deadlocked while the tick held the manager's lock during announcements.
+    finished: list[str] = []
+
+    def in_other_thread(name: str, work: Any) -> None:
+        worker = threading.Thread(target=lambda: (work(), finished.append(name)), daemon=True)
+        worker.start()
+        worker.join(5)
+
+    manager.on_pressure_change(lambda _level, _previous: in_other_thread(
+        "listener", lambda: manager.record_action("listener_action")))
+
+    class WaitingResponder:
+        pressure_action = "cache_shrink"
+
+        def respond_to_pressure(self, _level: MemoryPressure) -> bool:
+            in_other_thread("responder", lambda: manager.on_pressure_change(lambda *_: None))
+            return True
+
+    responder = WaitingResponder()
+    manager.register_responder(responder)
+    ballast = _ballast(60)
+    assert manager.check_pressure() == MemoryPressure.MODERATE
+    assert finished == ["listener", "responder"]
+    assert manager.actions == {"listener_action": 1, "cache_shrink": 1}
+    del ballast
+
+
+def test_a_failing_listener_is_logged_by_name_never_by_repr(
+        manager: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
+    class Secretive:
+        def __repr__(self) -> str:
+            return "Secretive(api_key='sk-do-not-log')"
+
+        def on_change(self, _level: MemoryPressure, _previous: MemoryPressure) -> None:
+            raise RuntimeError("token sk-do-not-log rejected")
+
+    manager.on_pressure_change(Secretive().on_change)
+    ballast = _ballast(60)
+    with caplog.at_level(logging.ERROR, logger="otel_memory"):
+        manager.check_pressure()
+    assert any("Secretive.on_change" in record.getMessage() and "RuntimeError at test_manager.py:"
+               in record.getMessage() for record in caplog.records)
+    assert "sk-do-not-log" not in caplog.text   # neither the repr nor the error's message
+    del ballast
+
+
+def test_a_shutdown_racing_the_monitor_logs_no_failed_tick(
+        manager: MemoryManager, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The monitor saw the manager initialized, then shutdown() won the race to the tick.
+    def shut_down_first() -> MemoryPressure:
+        manager.shutdown()
+        return MemoryManager.check_pressure(manager)
+
+    monkeypatch.setattr(manager, "check_pressure", shut_down_first)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        _monitor(weakref.ref(manager), threading.Event(), 0.001)   # returns once shut down
+    assert not [r.getMessage() for r in caplog.records if "tick failed" in r.getMessage()]

@@ -47,6 +47,12 @@ def test_int_file_and_keyed_file(tmp_path: Path) -> None:
     assert probes.read_keyed(tmp_path / "memory.stat", "inactive_file") == {"inactive_file": 4096}
     with pytest.raises(KeyError, match="oom_kill"):
         probes.read_keyed(tmp_path / "memory.stat", "oom_kill")
+    # cgroup v1 has both; a key is a whole first field, never the tail of another key.
+    (tmp_path / "v1.stat").write_text("total_inactive_file 99\ninactive_file 5\nswap 0")
+    assert probes.read_keyed(tmp_path / "v1.stat", "inactive_file", "swap") == {
+        "inactive_file": 5, "swap": 0}
+    assert probes.read_keyed(tmp_path / "v1.stat", "total_inactive_file") == {
+        "total_inactive_file": 99}
     with pytest.raises(FileNotFoundError):
         probes.read_int_file(tmp_path / "missing")
     (tmp_path / "bad").write_text("max\n")

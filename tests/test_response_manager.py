@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import Iterator
 
@@ -243,7 +244,7 @@ def test_a_failing_responder_warns_once_and_the_other_actions_still_run(
         pressure_action = CACHE_SHRINK
 
         def respond_to_pressure(self, level: MemoryPressure) -> bool:
-            raise OSError("disk cache unavailable")
+            raise OSError("disk cache at /srv/cache?token=s3cr3t unavailable")
 
     base = rss_mb()
     manager = make_manager(MemoryLimitConfig(
@@ -259,4 +260,34 @@ def test_a_failing_responder_warns_once_and_the_other_actions_still_run(
         manager.shutdown()
     assert [[result.action for result in results] for results in rounds] == [[GC_COLLECT]] * 3
     warnings = [r.getMessage() for r in caplog.records if "pressure action" in r.getMessage()]
-    assert warnings == ["otel_memory: pressure action cache_shrink failed: OSError: disk cache unavailable"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("otel_memory: pressure action cache_shrink failed: OSError at "
+                                  "test_response_manager.py:")
+    assert "s3cr3t" not in caplog.text and "/srv/cache" not in caplog.text   # no message, no value
+
+
+class FlakyPolicy(PressurePolicy):
+    """A replaced policy whose first rounds fail (a user's bug): the thread must survive it."""
+
+    failures = 3
+
+    def actions_for(self, level: MemoryPressure) -> tuple[str, ...]:
+        if FlakyPolicy.failures > 0:
+            FlakyPolicy.failures -= 1
+            raise LookupError("no actions for tenant s3cr3t")
+        return (GC_COLLECT,)
+
+
+def test_the_thread_survives_a_failing_round_and_warns_once(
+        high_manager: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
+    pressure = MemoryPressureManager(high_manager, FlakyPolicy(), interval_s=0.02)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"), pressure:
+        deadline = time.monotonic() + 5
+        while GC_COLLECT not in high_manager.actions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pressure.running
+    assert high_manager.actions[GC_COLLECT] == 1      # the rounds after the failures ran
+    warnings = [r.getMessage() for r in caplog.records if "round failed" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "otel_memory: pressure response round failed: LookupError at test_response_manager.py:")
+    assert "s3cr3t" not in caplog.text

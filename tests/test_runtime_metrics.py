@@ -124,8 +124,15 @@ def test_opt_in_signals(meter_provider: MeterProvider, reader: InMemoryMetricRea
         assert 0 < _value(metrics, catalog.MEMORY_USS) <= _value(metrics, catalog.MEMORY_ALLOCATED) * 1.1
         assert _value(metrics, catalog.MEMORY_TRACEMALLOC_PEAK) >= _value(
             metrics, catalog.MEMORY_TRACEMALLOC_CURRENT) > 0
-    if not was_tracing:
-        tracemalloc.stop()
+    # shutdown() stops the tracing initialize() started (and only that).
+    assert tracemalloc.is_tracing() == was_tracing
+    if was_tracing:
+        return
+    tracemalloc.start()
+    with MemoryManager(config, meter_provider=meter_provider):
+        pass
+    assert tracemalloc.is_tracing()
+    tracemalloc.stop()
 
 
 def test_opt_in_signals_are_absent_by_default(manager: MemoryManager, reader: InMemoryMetricReader) -> None:

@@ -66,3 +66,34 @@ def test_old_samples_leave_the_window_and_clear_forgets_all() -> None:
 def test_a_bad_window_is_refused() -> None:
     with pytest.raises(ValueError, match="window_s=0; expected a positive number of seconds"):
         TrendTracker(window_s=0)
+
+
+def test_clear_in_a_forked_child_does_not_wait_for_a_lock_held_at_the_fork() -> None:
+    import os
+    import signal
+    import threading
+
+    tracker = TrendTracker(window_s=600)
+    tracker.add(0.0, 100 * MB)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:       # a monitoring thread inside add() when the fork happens
+        with tracker._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:   # the child: the holder thread does not exist here
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(5)                # a deadlock ends the child with SIGALRM
+        tracker.clear()
+        tracker.add(1.0, 50 * MB)
+        os._exit(0 if tracker.report().samples == 1 and tracker.report().peak_bytes == 50 * MB else 1)
+    release.set()
+    holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert tracker.report().samples == 1           # the parent's window is untouched

@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from otel_memory import probes
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.manager import MemoryManager
-from otel_memory.web import HEALTH_PATH, LEAKS_PATH, health_status, leak_report
+from otel_memory.web import HEALTH_PATH, LEAKS_PATH, health_http_status, health_status, leak_report
 from otel_memory.web.health import HealthRoutes
 
 KEYS = {"status", "memory_mb", "peak_mb", "pressure", "limit_mb", "limit_source", "utilization_percent"}
@@ -63,7 +63,7 @@ def test_status_and_http_code_follow_the_level(meter_provider: MeterProvider, gc
         document = health_status(manager)
         assert (document["status"], document["pressure"]) == (status, pressure)
         answer = HealthRoutes(manager).answer("GET", HEALTH_PATH)
-        assert answer.status == code
+        assert answer.status == code == health_http_status(document)
         served = json.loads(answer.body)
         assert set(served) == KEYS
         assert (served["status"], served["pressure"]) == (status, pressure)
@@ -75,6 +75,7 @@ def test_an_uninitialized_manager_is_unknown_and_503() -> None:
     manager = MemoryManager(MemoryManagementConfig(enable_leak_detection=False))
     assert health_status(manager)["status"] == "unknown"
     assert HealthRoutes(manager).answer("GET", HEALTH_PATH).status == 503
+    assert health_http_status(health_status(manager)) == 503
 
 
 def test_the_health_json_reveals_no_paths_or_environment(manager: MemoryManager,
@@ -130,3 +131,32 @@ def test_leak_report_path_serves_the_detectors_latest_report(meter_provider: Met
                                            "report": json.loads(json.dumps(report.to_json_dict()))}
     finally:
         manager.shutdown()
+
+
+class UnreadableManager(MemoryManager):
+    """A manager whose readings fail (e.g. a probe broke): the health route must still answer."""
+
+    def get_memory_stats(self):  # type: ignore[no-untyped-def]
+        raise OSError("cannot read /srv/secret-host/statm for token s3cr3t")
+
+
+def test_a_failing_report_answers_500_with_one_warning_and_nothing_private(
+        meter_provider: MeterProvider, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    manager = UnreadableManager(MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=rss_mb() * 4 + 200, monitoring_interval_ms=60_000),
+        enable_leak_detection=False), meter_provider=meter_provider)
+    manager.initialize()
+    try:
+        with caplog.at_level(logging.WARNING, logger="otel_memory"):
+            answer = HealthRoutes(manager).answer("GET", HEALTH_PATH)
+    finally:
+        manager.shutdown()
+    assert answer.status == 500
+    assert json.loads(answer.body) == {"error": "the memory report could not be produced"}
+    warnings = [r for r in caplog.records if "could not be answered" in r.getMessage()]
+    assert len(warnings) == 1 and not any(r.levelname == "ERROR" for r in caplog.records)
+    assert warnings[0].getMessage().startswith(
+        f"otel_memory: {HEALTH_PATH} could not be answered: OSError at test_web_health.py:")
+    assert "s3cr3t" not in caplog.text and "/srv" not in caplog.text

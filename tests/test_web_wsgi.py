@@ -158,3 +158,8 @@ def test_middleware_arguments_are_checked(low: MemoryManager) -> None:
         WSGIAdmissionMiddleware("app", low)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"retry_after_s=0; expected a whole number of seconds >= 1"):
         WSGIAdmissionMiddleware(App(), low, retry_after_s=0)
+    # one string would otherwise exempt every path made of its characters, "/" included
+    with pytest.raises(TypeError, match=r"exempt_paths='/metrics' is one string; expected a collection"):
+        WSGIAdmissionMiddleware(App(), low, exempt_paths="/metrics")
+    with pytest.raises(ValueError, match=r"exempt_paths holds 'metrics'; expected paths starting with '/'"):
+        WSGIAdmissionMiddleware(App(), low, exempt_paths=("/health/memory", "metrics"))

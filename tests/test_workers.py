@@ -106,3 +106,11 @@ def test_the_gunicorn_hook_never_raises(monkeypatch: pytest.MonkeyPatch,
         gunicorn_post_fork(None, None)
     assert current_worker() is None
     assert "worker telemetry not set up" in caplog.text and "MEMORY_MAX_HEAP_MB='lots'" in caplog.text
+    caplog.clear()
+    monkeypatch.delenv("MEMORY_MAX_HEAP_MB")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        gunicorn_post_fork(None, None)
+    assert current_worker() is None     # our own error keeps its message: what and what was expected
+    assert "ConfigError: OTEL_EXPORTER_OTLP_PROTOCOL='carrier-pigeon' is not supported" in caplog.text

@@ -101,8 +101,8 @@ class _LruCacheHandle(InstrumentedCache):
 
     def cache_stats(self) -> CacheStats:
         func = self._target()
-        info = func.cache_info() if func is not None else None
-        with self._guard:
+        with self._guard:   # info and the counts of earlier clears from the same moment
+            info = func.cache_info() if func is not None else None
             return CacheStats(
                 name=self.name, hits=self._hits_before + (info.hits if info else 0),
                 misses=self._misses_before + (info.misses if info else 0),

@@ -23,9 +23,11 @@ class Flight:
         flight.wait()          # raises KeyError('user:7')
     """
 
-    __slots__ = ("_done", "_error", "_value")
+    __slots__ = ("_done", "_error", "_value", "loader_thread")
 
     def __init__(self) -> None:
+        self.loader_thread = threading.get_ident()
+        """The thread that runs the loader (the one that made the Flight)."""
         self._done = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Mapping
@@ -24,7 +25,10 @@ from typing import Any, Protocol
 from opentelemetry import metrics
 
 from .. import catalog as c
+from ..errors import error_summary
 from ..instruments import InstrumentSet, Points, get_meter
+
+_log = logging.getLogger("otel_memory")
 
 EVICTION_REASONS = ("size", "memory", "expired", "pressure", "explicit")
 SIZE, MEMORY, EXPIRED, PRESSURE, EXPLICIT = range(len(EVICTION_REASONS))
@@ -55,7 +59,16 @@ class CacheStats:
 
 
 class CacheStatsSource(Protocol):
-    """A cache the instruments can read."""
+    """A cache the instruments can read: anything with ``cache_stats()``.
+
+    Example::
+
+        class MyCache:
+            def cache_stats(self) -> CacheStats:
+                return CacheStats(name="mine", hits=self.hits, misses=self.misses, entries=len(self))
+
+        cache_instruments(None).register(MyCache())
+    """
 
     def cache_stats(self) -> CacheStats: ...
 
@@ -75,6 +88,7 @@ class CacheInstruments:
 
     def __init__(self, meter: metrics.Meter) -> None:
         self._sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._failed: set[str] = set()
         self._set = InstrumentSet(meter)
         observe = self._set.observe
         observe(c.MEMORY_CACHE_REQUESTS, lambda: self._points(
@@ -89,6 +103,13 @@ class CacheInstruments:
             c.ATTR_CACHE_EVICTION_REASON, lambda s: s.evicted_bytes))
         observe(c.MEMORY_CACHE_LOADS, lambda: self._points(c.ATTR_CACHE_LOAD_RESULT, lambda s: s.loads))
         self._load_duration = self._set.histogram(c.MEMORY_CACHE_LOAD_DURATION)
+
+    def _warn_once(self, source: CacheStatsSource, error: Exception) -> None:
+        name = str(getattr(source, "name", type(source).__name__))
+        if name not in self._failed:
+            self._failed.add(name)
+            _log.warning("otel_memory: cache %r is left out of the cache metrics: its stats "
+                         "failed with %s", name, error_summary(error))
 
     def register(self, source: CacheStatsSource) -> None:
         """Report ``source`` from now on, for as long as it lives."""
@@ -106,7 +127,11 @@ class CacheInstruments:
                 values: Any) -> Points:
         total: dict[tuple[str, str], float] = {}
         for source in list(self._sources):
-            stats: CacheStats = source.cache_stats()
+            try:
+                stats: CacheStats = source.cache_stats()
+            except Exception as error:  # noqa: BLE001 - one broken cache must not blank the others
+                self._warn_once(source, error)
+                continue
             for key, value in values(stats).items():
                 _add(total, stats.name, key, value)
         result: list[tuple[float | None, dict[str, Any]]] = []

@@ -21,7 +21,19 @@ from ..pressure import MemoryPressure
 
 
 class CacheBudgetPolicy(Protocol):
-    """Anything that says how much of its budget a cache keeps at a level and if it refuses inserts."""
+    """Anything that says how much of its budget a cache keeps at a level and if it refuses inserts.
+
+    Example::
+
+        class KeepHalfUnderAnyPressure:
+            def budget_fraction(self, level: MemoryPressure) -> float:
+                return 1.0 if level == MemoryPressure.LOW else 0.5
+
+            def refuses_inserts(self, level: MemoryPressure) -> bool:
+                return False
+
+        SmartCache(manager, name="pages", pressure_policy=KeepHalfUnderAnyPressure())
+    """
 
     def budget_fraction(self, level: MemoryPressure) -> float: ...
 

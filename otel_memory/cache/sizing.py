@@ -1,8 +1,8 @@
 """How many bytes a cache entry takes: its key, its value and the cache's own bookkeeping.
 
 ``estimate_size`` (the default) is ``sys.getsizeof`` of an object plus its elements two levels
-deep for the common containers (dict, list, tuple, set, frozenset and instances with a
-``__dict__``); containers of more than ``SAMPLE`` elements are measured on about ``SAMPLE``
+deep for the common containers (dict, list, tuple, set, frozenset, deque, and instances with
+a ``__dict__`` or ``__slots__``); containers of more than ``SAMPLE`` elements are measured on about ``SAMPLE``
 elements spread evenly over them and extrapolated. Objects the interpreter shares everywhere
 (None, booleans, small ints, the empty and one-character strings) cost nothing. For the exact
 built-in types it calls their own ``__sizeof__`` (~6 ns) rather than ``sys.getsizeof`` (~100 ns),
@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
@@ -46,7 +47,11 @@ ENTRY_OVERHEAD = 64 + 32 + 32 + 47
 EXPIRY_OVERHEAD = 24 + 64 + 32 + 9
 
 _getsizeof = sys.getsizeof
-_SEQUENCES = (list, tuple, set, frozenset)
+_SEQUENCES = (list, tuple, set, frozenset, deque)
+_NOT_ATTRIBUTES = frozenset({"__dict__", "__weakref__"})
+_MAX_SLOT_TYPES = 4096
+# The attribute names of each slotted type seen (a type's __slots__ lists only its own).
+_slot_names_by_type: dict[type, tuple[str, ...]] = {}
 # sys.getsizeof costs ~100 ns (a generic method lookup); the exact types' own __sizeof__ ~6 ns.
 # getsizeof adds the garbage collector's header for container types, so the table does too.
 _GC_HEADER = sys.getsizeof([]) - [].__sizeof__()
@@ -86,10 +91,35 @@ def estimate_size(obj: Any, depth: int = DEPTH) -> int:
         return size + _items_size(obj, depth - 1)
     if isinstance(obj, _SEQUENCES):
         return size + _elements_size(obj, len(obj), depth - 1)
+    if isinstance(obj, type):
+        return size
     attributes = getattr(obj, "__dict__", None)
-    if type(attributes) is dict and not isinstance(obj, type):
-        return size + _getsizeof(attributes) + _items_size(attributes, depth - 1)
+    if type(attributes) is dict:
+        size += _getsizeof(attributes) + _items_size(attributes, depth - 1)
+    slots = _slot_names(kind)
+    if slots:
+        size += _sum_sizes([getattr(obj, name, None) for name in slots], depth - 1)
     return size
+
+
+def _slot_names(kind: type) -> tuple[str, ...]:
+    """The slot attributes of ``kind`` and its bases, private names mangled (cached per type)."""
+    names = _slot_names_by_type.get(kind)
+    if names is not None:
+        return names
+    found: list[str] = []
+    for klass in kind.__mro__:
+        declared = klass.__dict__.get("__slots__", ())
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if name in _NOT_ATTRIBUTES:
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"
+            found.append(name)
+    names = tuple(dict.fromkeys(found))
+    if len(_slot_names_by_type) < _MAX_SLOT_TYPES:   # bounded: classes made at run time
+        _slot_names_by_type[kind] = names
+    return names
 
 
 def _sum_sizes(elements: Any, depth: int) -> int:

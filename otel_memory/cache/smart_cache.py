@@ -337,6 +337,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
             if flight is None:
                 flight = self._loading[key] = Flight()
         if not leader:
+            if flight.loader_thread == threading.get_ident():
+                raise RuntimeError(f"cache {self.name!r}: the loader of a key asked for that same "
+                                   "key again; it would wait for itself forever (expected a "
+                                   "loader that does not load its own key)")
             return flight.wait()  # type: ignore[no-any-return]
         try:
             value = self._load(key, loader, ttl_seconds)

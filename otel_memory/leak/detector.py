@@ -34,6 +34,7 @@ from opentelemetry import metrics, trace
 
 from .. import catalog as c
 from .. import forking
+from ..errors import error_summary
 from ..instruments import SCOPE_NAME
 from ..trend import MemoryTrend, TrendReport, TrendTracker
 from .attribution import AllocationAttributor
@@ -102,6 +103,8 @@ class LeakDetector:
         self._ranker = GrowthRanker(policy)
         self._attributor = (AllocationAttributor(attribution_window_s, attribution_interval_s)
                             if attribute_allocations else None)
+        if self._attributor is not None:   # dropped without stop(): tracemalloc must not run on
+            weakref.finalize(self, self._attributor.cancel)
         self._tracer = trace.get_tracer(SCOPE_NAME, tracer_provider=tracer_provider)
         self.counters = LeakCounters()
         self._meter_provider = meter_provider
@@ -163,6 +166,7 @@ class LeakDetector:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._ranker.reset()
+        self.counters.reset()
         self._suspect_names = frozenset()
         self._latest = None
         self._alerting = False
@@ -349,5 +353,5 @@ def _run(ref: weakref.ref[LeakDetector], stop: threading.Event, interval: float)
         except Exception as error:  # noqa: BLE001 - the detector must never die or raise
             if type(error).__name__ not in failures:
                 failures.add(type(error).__name__)
-                _log.warning("otel_memory: leak check failed: %s: %s", type(error).__name__, error)
+                _log.warning("otel_memory: leak check failed: %s", error_summary(error))
         del detector

@@ -5,14 +5,14 @@ the ``memory.leak.*`` ones.
 
 Example::
 
-    metrics = LeakMetrics(meter_provider, detector.state)
+    metrics = LeakMetrics(meter_provider, detector.counters)
     ...
     metrics.close()
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from opentelemetry import metrics
 
@@ -39,6 +39,12 @@ class LeakCounters:
     last_duration_s: float | None = None
     last_objects_scanned: int | None = None
     process_growth_alert: int = 0
+
+    def reset(self) -> None:
+        """Back to zero, in place (the instruments keep reading this object): a forked child
+        reports its own checks, not its parent's."""
+        for field in fields(self):
+            setattr(self, field.name, field.default)
 
 
 class LeakMetrics:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import forking
+from ..errors import error_summary
 from ..pressure import MemoryPressure
 from .actions import (
     CACHE_SHRINK,
@@ -102,8 +103,8 @@ class MemoryPressureManager:
                 except Exception as error:  # noqa: BLE001 - one failing action must not stop the rest
                     if action not in self._warned:
                         self._warned.add(action)
-                        _log.warning("otel_memory: pressure action %s failed: %s: %s",
-                                     action, type(error).__name__, error)
+                        _log.warning("otel_memory: pressure action %s failed: %s",
+                                     action, error_summary(error))
         return results
 
     def _run(self, action: str, level: MemoryPressure, changed: bool) -> list[ActionResult]:
@@ -242,11 +243,17 @@ class MemoryPressureManager:
 
 def _respond_loop(ref: weakref.ref[MemoryPressureManager], stop: threading.Event,
                   wake: threading.Event, interval: float) -> None:
+    failed = False
     while not stop.is_set():
         owner = ref()
         if owner is None or not owner.memory_manager.initialized:
             return
         wake.clear()
-        owner.respond()
+        try:
+            owner.respond()
+        except Exception as error:  # noqa: BLE001 - the thread must outlive one bad round
+            if not failed:
+                failed = True
+                _log.warning("otel_memory: pressure response round failed: %s", error_summary(error))
         del owner
         wake.wait(interval)

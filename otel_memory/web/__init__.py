@@ -9,7 +9,7 @@ Example::
 """
 
 from .asgi import ASGIAdmissionMiddleware, make_asgi_app
-from .health import HEALTH_PATH, LEAKS_PATH, health_status, leak_report
+from .health import HEALTH_PATH, LEAKS_PATH, health_http_status, health_status, leak_report
 from .wsgi import WSGIAdmissionMiddleware, make_wsgi_app
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "LEAKS_PATH",
     "ASGIAdmissionMiddleware",
     "WSGIAdmissionMiddleware",
+    "health_http_status",
     "health_status",
     "leak_report",
     "make_asgi_app",

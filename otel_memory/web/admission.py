@@ -37,10 +37,17 @@ class AdmissionGate:
                  exempt_paths: Iterable[str] = DEFAULT_EXEMPT_PATHS) -> None:
         if isinstance(retry_after_s, bool) or not isinstance(retry_after_s, int) or retry_after_s < 1:
             raise ValueError(f"retry_after_s={retry_after_s!r}; expected a whole number of seconds >= 1")
+        if isinstance(exempt_paths, str):
+            raise TypeError(f"exempt_paths={exempt_paths!r} is one string; expected a collection of "
+                            f"paths, e.g. ({exempt_paths!r},)")
+        exempt = frozenset(exempt_paths)
+        for path in exempt:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"exempt_paths holds {path!r}; expected paths starting with '/'")
         self.manager = manager
         self.point = point
         self.retry_after_s = retry_after_s
-        self.exempt_paths = frozenset(exempt_paths)
+        self.exempt_paths = exempt
         self._refusal = rejection_answer(retry_after_s)
         self._duration = InstrumentSet(get_meter(manager.meter_provider)).histogram(
             c.MEMORY_REQUEST_DURATION)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config import MB
+from ..errors import error_summary
 from ..pressure import MemoryPressure
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ def health_status(manager: MemoryManager) -> dict[str, Any]:
         "limit_source": stats.limit_source,
         "utilization_percent": round(100.0 * stats.utilization, 1),
     }
+
+
+def health_http_status(document: dict[str, Any]) -> int:
+    """The HTTP status for a ``health_status`` document: 503 when unhealthy or unknown, else 200."""
+    return 503 if document["status"] in ("unhealthy", "unknown") else 200
 
 
 def leak_report(manager: MemoryManager) -> dict[str, Any]:
@@ -127,11 +133,10 @@ class HealthRoutes:
         try:
             if path == health_path:
                 document = health_status(self.manager)
-                status = 503 if document["status"] in ("unhealthy", "unknown") else 200
-                return json_answer(status, document)
+                return json_answer(health_http_status(document), document)
             return json_answer(200, leak_report(self.manager))
         except Exception as error:  # noqa: BLE001 - a health probe must answer, never crash the server
-            _log.warning("otel_memory: %s could not be answered: %s", path, type(error).__name__)
+            _log.warning("otel_memory: %s could not be answered: %s", path, error_summary(error))
             return json_answer(500, {"error": "the memory report could not be produced"})
 
 

@@ -8,7 +8,8 @@ request's duration in ``memory.request.duration`` with the pressure level it beg
 Example::
 
     application = WSGIAdmissionMiddleware(flask_app.wsgi_app, manager)
-    health = make_wsgi_app(manager)            # mount at /health/memory, e.g. with a dispatcher
+    # mounted at /health by a dispatcher, which moves /health from PATH_INFO to SCRIPT_NAME:
+    health = make_wsgi_app(manager, health_path="/memory", leaks_path="/memory/leaks")
 """
 
 from __future__ import annotations

@@ -45,3 +45,24 @@ def test_demo_serves_metrics_and_prints_the_table() -> None:
     rss_line = next(line for line in output.splitlines() if line.startswith("rss / peak"))
     rss_mb = float(rss_line.split()[3])
     assert 5 < rss_mb < 4096, rss_line
+
+
+_RUN_IN_PROCESS = """
+import io, socket, sys
+from otel_memory.demo import DemoOptions, run
+ports = []
+run(DemoOptions(port=0, interval_s=0.3, duration_s=0.3, leak=False), io.StringIO(), ready=ports.append)
+try:
+    socket.create_connection(("127.0.0.1", ports[0]), timeout=2).close()
+    print("still serving")
+except OSError:
+    print("closed")
+"""
+
+
+def test_run_closes_its_metrics_endpoint_when_it_returns() -> None:
+    # run() is a library function too: returning must not leave the HTTP server behind.
+    result = subprocess.run([sys.executable, "-c", _RUN_IN_PROCESS], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "closed"

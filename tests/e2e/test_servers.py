@@ -64,6 +64,7 @@ def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
     try:
         yield process
     finally:
+        family: list[psutil.Process] = []     # stays empty when the server has already exited
         with contextlib.suppress(psutil.NoSuchProcess):
             family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
         process.send_signal(signal.SIGTERM)
