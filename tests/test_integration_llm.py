@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
 from otel_memory.config import MemoryManagementConfig
+from otel_memory.errors import ConfigError
 from otel_memory.integration import LlmClientPool
 from otel_memory.integration.llm import _Secret
 
@@ -37,3 +38,12 @@ def test_validation_and_size_from_memory_llm_pool_size(meter_provider: MeterProv
     assert llm.size == 3
     with llm.get_client() as client, pytest.raises(TypeError, match="prompt must be a str"):
         client.generate(b"bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("key", "kind"), [(KEY + "\n", "whitespace"), ("sk-secr\u00e9t-42", "non-ASCII"),
+                                           ("sk-a\x01b", "control")])
+def test_key_that_would_be_quoted_by_a_header_error_is_refused_without_quoting_it(
+        key: str, kind: str) -> None:
+    with pytest.raises(ConfigError, match=f"found {kind} characters") as refused:
+        LlmClientPool(1, key, "m", base_url="http://127.0.0.1:1/v1")
+    assert key.strip() not in str(refused.value) and key.strip() not in repr(refused.value)

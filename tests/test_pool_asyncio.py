@@ -179,3 +179,77 @@ async def test_leaked_handle_returns_through_the_loop(meter_provider: MeterProvi
     async with pool.borrow(timeout=2.0):
         pass
     assert pool.stats().leaked_borrows == 1
+
+
+@pytest.mark.parametrize(("hook", "borrows", "destroyed"),
+                         [("health_check", 2, 0), ("reset", 3, 1), ("check_on_return", 3, 1)])
+async def test_cancelled_hook_loses_no_slot_and_keeps_counts_exact(
+        meter_provider: MeterProvider, hook: str, borrows: int, destroyed: int) -> None:
+    """On borrow the object goes back unborrowed; on return its state is unknown: destroyed."""
+    armed = {"now": False}
+
+    async def maybe_block(conn: Conn) -> bool:
+        if armed["now"]:
+            armed["now"] = False
+            await asyncio.sleep(30)  # cancelled here
+        return True
+
+    options: dict[str, Any] = ({"health_check": maybe_block, "check_on_return": True}
+                               if hook == "check_on_return" else {hook: maybe_block})
+    pool, made = make_pool(meter_provider, max_size=1, **options)
+    async with pool.borrow():
+        pass
+    handle = await pool.acquire() if hook != "health_check" else None
+    armed["now"] = True
+    task = asyncio.create_task(handle.release() if handle is not None else pool.acquire())
+    await until(lambda: not armed["now"])
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await until(lambda: pool.stats().destroyed_total == destroyed)
+    stats = pool.stats()
+    assert (stats.borrowed, stats.size) == (0, 1 - destroyed)
+    async with pool.borrow(timeout=0.5):  # the only slot is free again
+        pass
+    stats = pool.stats()
+    assert (stats.borrows, stats.created, stats.destroyed_by("health_check")) == (
+        borrows, 1 + destroyed, destroyed)
+    assert len(made) == 1 + destroyed and made[0].open != bool(destroyed)
+
+
+def test_stats_read_from_another_thread_while_the_loop_borrows_are_whole(
+        meter_provider: MeterProvider) -> None:
+    """The metric reader's thread reads while the lock-free asyncio hot path runs."""
+    import sys
+
+    pool: AsyncObjectPool[object] = AsyncObjectPool("torn", object, 4, meter_provider=meter_provider)
+    stop = threading.Event()
+    torn: list[Any] = []
+    reads = [0]
+
+    def reader() -> None:
+        while not stop.is_set():
+            stats = pool.stats()
+            reads[0] += 1
+            if stats.size != stats.idle + stats.borrowed or stats.idle < 0:
+                torn.append(stats)
+
+    async def borrow_a_lot() -> None:
+        async with pool.borrow():
+            pass
+        thread = threading.Thread(target=reader)
+        thread.start()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads between any two bytecodes, nearly
+        try:
+            for _ in range(50_000):
+                async with pool.borrow():
+                    pass
+        finally:
+            sys.setswitchinterval(interval)
+            stop.set()
+            thread.join()
+
+    asyncio.run(borrow_a_lot())
+    assert reads[0] > 100 and torn == []

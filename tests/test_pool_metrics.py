@@ -118,3 +118,60 @@ def test_db_pools_also_export_the_semantic_convention_metrics(
     assert db_value(catalog.DB_CLIENT_CONNECTION_USE_TIME) == [1]
     held.release()
 
+
+
+def test_a_pool_whose_stats_fail_is_left_out_alone(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from otel_memory.integration.instrument_db import Instrumentation
+
+    def broken() -> tuple[int, int, int, int, int, int]:
+        raise RuntimeError("the adapted pool is closed")
+
+    healthy = ObjectPool("healthy_db", list, 3, meter_provider=meter_provider, db_metrics=True)
+    failing = Instrumentation("failing_db", broken, meter_provider)
+    for _ in range(2):
+        got = collect(reader)
+        names = {attrs[catalog.ATTR_DB_POOL_NAME]
+                 for _, attrs in points(got, catalog.DB_CLIENT_CONNECTION_MAX.name)}
+        assert "healthy_db" in names and "failing_db" not in names
+    warned = [r for r in caplog.records if "failing_db" in r.getMessage()]
+    assert len(warned) == 1 and "RuntimeError" in warned[0].getMessage()
+    failing.uninstrument()
+    healthy.close()
+
+
+def test_two_live_pools_with_one_name_are_warned_about(meter_provider: MeterProvider,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    first = ObjectPool("twin", list, 1, meter_provider=meter_provider)
+    assert not [r for r in caplog.records if "'twin'" in r.getMessage()]
+    second = ObjectPool("twin", list, 1, meter_provider=meter_provider)
+    warned = [r.getMessage() for r in caplog.records if "'twin'" in r.getMessage()]
+    assert len(warned) == 1 and "collide" in warned[0]
+    first.close()
+    second.close()
+
+
+def test_child_forked_while_a_collection_held_the_lock_still_collects(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    import os
+    import signal
+
+    from otel_memory.pool.metrics import instruments_for
+
+    pool = ObjectPool("forked_metrics", list, 2, meter_provider=meter_provider)
+    shared = instruments_for(meter_provider)
+    with shared._lock:  # as if the parent's reader thread were mid-collection at the fork
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                signal.alarm(5)  # a deadlock ends the child with SIGALRM
+                with pool.borrow():
+                    value = pool_value(collect(reader), catalog.MEMORY_POOL_BORROWED, "forked_metrics")
+                code = 0 if value == 1 else 2
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    pool.close()

@@ -115,7 +115,7 @@ def test_timeout_and_max_waiting(meter_provider: MeterProvider) -> None:
         pool.acquire(timeout=0.05)
     assert time.monotonic() - began >= 0.05
     outcomes: list[object] = []
-    waiting = in_thread(outcomes, pool.acquire, timeout=0.3)
+    waiting = in_thread(outcomes, pool.acquire, timeout=1.0)  # still waiting when we check
     wait_until(lambda: pool.stats().pending_requests == 1)
     with pytest.raises(PoolExhausted, match="max_waiting=1"):
         pool.acquire(timeout=5.0)
@@ -288,16 +288,18 @@ def test_max_lifetime_and_idle_timeout_retire_lazily(meter_provider: MeterProvid
 
 def test_housekeeping_thread_retires_idle_objects_and_keeps_min_idle(meter_provider: MeterProvider
                                                                      ) -> None:
-    pool, made = make_pool(meter_provider, max_size=4, min_idle=1, idle_timeout=0.1)
+    # all four lent at once: the housekeeping thread cannot top up min_idle meanwhile, and
+    # idle_timeout is long enough that a stalled test thread does not see objects retired early
+    pool, made = make_pool(meter_provider, max_size=4, min_idle=1, idle_timeout=0.5)
     assert housekeeping.running()
     wait_until(lambda: pool.stats().idle == 1)  # topped up to min_idle without a borrow
-    handles = [pool.acquire() for _ in range(3)]
+    handles = [pool.acquire() for _ in range(4)]
     for handle in handles:
         handle.release()
-    assert pool.stats().idle == 3
+    assert pool.stats().idle == 4
     wait_until(lambda: pool.stats().idle == 1)  # above min_idle, idle too long
-    assert pool.stats().destroyed_by("idle_timeout") == 2
-    assert sum(thing.destroyed for thing in made) == 2
+    assert pool.stats().destroyed_by("idle_timeout") == 3
+    assert sum(thing.destroyed for thing in made) == 3 and len(made) == 4
 
 
 def test_pressure_releases_idle_objects_above_min_idle(meter_provider: MeterProvider) -> None:
@@ -433,3 +435,90 @@ def test_works_with_the_global_meter_provider() -> None:
     with pool.borrow() as thing:
         assert isinstance(thing, Thing)
     assert "global" in repr(pool) and "Thing" not in repr(pool)
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt or a timeout exception raised inside a hook."""
+
+
+@pytest.mark.parametrize(("hook", "borrows", "destroyed"),
+                         [("health_check", 2, 0), ("reset", 3, 1), ("check_on_return", 3, 1)])
+def test_interrupted_hook_loses_no_slot_and_keeps_counts_exact(
+        meter_provider: MeterProvider, hook: str, borrows: int, destroyed: int) -> None:
+    """On borrow the object goes back unborrowed; on return its state is unknown: destroyed."""
+    armed = {"now": False}
+
+    def maybe_interrupt(thing: Thing) -> bool:
+        if armed["now"]:
+            armed["now"] = False
+            raise Interrupted
+        return True
+
+    options: dict[str, Any] = ({"health_check": maybe_interrupt, "check_on_return": True}
+                               if hook == "check_on_return" else {hook: maybe_interrupt})
+    pool, made = make_pool(meter_provider, max_size=1, **options)
+    with pool.borrow():
+        pass
+    handle = pool.acquire() if hook != "health_check" else None
+    armed["now"] = True
+    with pytest.raises(Interrupted):
+        if handle is not None:
+            handle.release()
+        else:
+            pool.acquire()
+    stats = pool.stats()
+    assert (stats.borrowed, stats.size, stats.destroyed_total) == (0, 1 - destroyed, destroyed)
+    with pool.borrow(timeout=0.5):  # the only slot is free again
+        pass
+    stats = pool.stats()
+    assert (stats.borrows, stats.created, stats.destroyed_by("health_check")) == (
+        borrows, 1 + destroyed, destroyed)
+    assert len(made) == 1 + destroyed and made[0].destroyed == bool(destroyed)
+
+
+def test_child_after_fork_runs_one_housekeeping_thread_for_all_pools(meter_provider: MeterProvider
+                                                                     ) -> None:
+    pools = [make_pool(meter_provider, max_lifetime=60.0)[0] for _ in range(3)]
+    assert housekeeping.running()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: every pool re-registers after the fork; one thread serves them all
+        code = 1
+        try:
+            time.sleep(0.2)
+            names = [t.name for t in threading.enumerate()]
+            os.write(write_end, str(names.count("otel-memory-pool-housekeeping")).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    report = os.read(read_end, 64)
+    os.close(read_end)
+    assert status == 0 and report == b"1", report
+    for pool in pools:
+        pool.close()
+
+
+def test_failing_housekeeping_warns_once_without_the_message(caplog: pytest.LogCaptureFixture) -> None:
+    calls = threading.Semaphore(0)
+
+    class Failing:
+        housekeeping_interval = None
+
+        def _housekeep(self) -> None:
+            calls.release()
+            raise RuntimeError("postgresql://app:hunter2@db/app")  # a message that quotes data
+
+    failing = Failing()
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        housekeeping.register(failing)  # pokes once
+        assert calls.acquire(timeout=5)
+        housekeeping.poke(failing)
+        assert calls.acquire(timeout=5)
+        housekeeping.poke(failing)  # queued after the second failure: its warning is logged by now
+        assert calls.acquire(timeout=5)
+    housekeeping.unregister(failing)
+    warned = [r.getMessage() for r in caplog.records if "housekeeping failed" in r.getMessage()]
+    assert len(warned) == 1 and "RuntimeError" in warned[0] and "test_pool_sync.py" in warned[0]
+    assert "hunter2" not in caplog.text

@@ -1,7 +1,8 @@
-"""A borrow scope usable as ``with`` (sync pool) and ``async with`` (asyncio pool).
+"""A borrow scope usable as ``with`` (sync pool) and ``async with`` (asyncio pool), and the
+pair of pools behind it.
 
-The integrations' ``get_connection()`` / ``get_client()`` return one: the same call serves
-threaded and asyncio code, each from its own pool.
+The integrations' ``get_connection()`` / ``get_client()`` return a ``BorrowScope``: the same
+call serves threaded and asyncio code, each from its own pool of a ``PoolPair``.
 
 Example::
 
@@ -11,11 +12,15 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ..pool import AsyncObjectPool, AsyncPooled, ObjectPool, Pooled
+from ..pool import AsyncObjectPool, AsyncPooled, ObjectPool, Pooled, PoolStats
+
+if TYPE_CHECKING:
+    from ..manager import MemoryManager
 
 S = TypeVar("S")
 A = TypeVar("A")
@@ -91,3 +96,64 @@ class BorrowScope(Generic[S, A]):
             await handle.release()
         else:
             await handle.discard()
+
+
+class PoolPair(Generic[S, A]):
+    """A sync pool made at once and an asyncio pool (``<name>.async``) made on first use.
+
+    Subclasses pass the sync pool and implement ``_make_async_pool``; both pools are
+    registered with the manager as pressure responders when one is given.
+
+    Example::
+
+        class HttpClientPool(PoolPair[httpx.Client, httpx.AsyncClient]):
+            def _make_async_pool(self): return AsyncObjectPool(f"{self.name}.async", ...)
+    """
+
+    def __init__(self, name: str, size: int, manager: MemoryManager | None,
+                 sync_pool: ObjectPool[S]) -> None:
+        self.name = name
+        self.size = size
+        self._manager = manager
+        self._lock = threading.Lock()
+        self._pool = sync_pool
+        self._async_pool: AsyncObjectPool[A] | None = None
+        if manager is not None:
+            manager.register_responder(sync_pool)
+
+    def _make_async_pool(self) -> AsyncObjectPool[A]:
+        raise NotImplementedError
+
+    @property
+    def pool(self) -> ObjectPool[S]:
+        """The sync pool."""
+        return self._pool
+
+    @property
+    def async_pool(self) -> AsyncObjectPool[A]:
+        """The asyncio pool (created on first use)."""
+        with self._lock:
+            if self._async_pool is None:
+                self._async_pool = self._make_async_pool()
+                if self._manager is not None:
+                    self._manager.register_responder(self._async_pool)
+            return self._async_pool
+
+    def _scope(self, timeout: float | None, on_exit: ExitHook | None = None,
+               on_async_exit: AsyncExitHook | None = None) -> BorrowScope[S, A]:
+        return BorrowScope(lambda: self._pool, lambda: self.async_pool, timeout, on_exit,
+                           on_async_exit)
+
+    def stats(self) -> PoolStats:
+        """The sync pool's sizes and counters."""
+        return self._pool.stats()
+
+    def close(self) -> None:
+        """Close the sync pool (the asyncio pool, if used, with ``aclose``)."""
+        self._pool.close()
+
+    async def aclose(self) -> None:
+        """Close both pools."""
+        self._pool.close()
+        if self._async_pool is not None:
+            await self._async_pool.close()

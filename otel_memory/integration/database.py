@@ -4,7 +4,10 @@ Connections are checked on borrow (an empty query, so a connection killed server
 found, destroyed and replaced), rolled back on return when a transaction was left open,
 retired after ``max_lifetime`` / ``idle_timeout``, and reported both as ``memory.pool.*`` and
 as the semantic-convention ``db.client.connection.*`` metrics. The DSN's password never
-appears in a repr, a log line, a metric or an exception raised by this module.
+appears in a repr, a log line, a metric or an exception: a DSN psycopg cannot parse (its
+parser quotes the offending fragment) is refused at construction with ConfigError, and
+psycopg's connection errors are re-raised as the same class with the password masked and
+without the original's ``pgconn`` (whose repr lists the password).
 
 Fork safety: a pool used before ``os.fork()`` starts empty in the child; the parent's
 connections are left alone (not closed, not finalized), so the parent keeps its sessions.
@@ -20,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,8 +31,9 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
 from ..config import MemoryManagementConfig
-from ..pool import AsyncObjectPool, ObjectPool, PoolStats
-from ._scope import BorrowScope
+from ..errors import ConfigError
+from ..pool import AsyncObjectPool, ObjectPool
+from ._scope import BorrowScope, PoolPair
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -99,16 +102,31 @@ async def _afinish(conn: psycopg.AsyncConnection[Any], error: BaseException | No
     return _reusable(conn) and conn.info.transaction_status == _IDLE
 
 
-def _safe_target(dsn: str) -> str:
-    """host:port/dbname of a DSN, for reprs: never the user's password."""
+_SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
+
+
+def _parse_dsn(dsn: str) -> dict[str, Any]:
+    """The DSN's parameters; ConfigError without the parser's message, which quotes the DSN."""
     try:
-        params = conninfo_to_dict(dsn)
-    except Exception:  # noqa: BLE001 - an unparsable DSN: say nothing about it
-        return "?"
-    return f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+        return conninfo_to_dict(dsn)
+    except psycopg.Error as error:
+        failure = ConfigError(
+            f"dsn is not a valid PostgreSQL connection string ({type(error).__name__}): expected "
+            "'key=value ...' pairs or a postgresql:// URI with special characters percent-encoded "
+            "(the parser's message is withheld: it may quote the password)")
+    raise failure  # outside the except block: the original error is not chained
 
 
-class DatabaseConnectionPool:
+def _redacted(error: psycopg.Error, secrets: tuple[str, ...]) -> psycopg.Error:
+    """A copy of a psycopg error, of the same class, without the secrets in its message and
+    without the original's ``pgconn`` (whose repr lists the password)."""
+    message = str(error)
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return type(error)(message)
+
+
+class DatabaseConnectionPool(PoolPair[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]):
     """A pool of psycopg 3 connections for sync and asyncio code, with db.client.connection.* metrics.
 
     ``size`` is the most connections of each kind (sync and async pools are separate; the
@@ -132,23 +150,20 @@ class DatabaseConnectionPool:
                  manager: MemoryManager | None = None) -> None:
         if not isinstance(dsn, str):
             raise TypeError(f"dsn must be a connection string, got {type(dsn).__name__}")
-        self.name = name
         self._dsn = dsn
         self._connect_kwargs = dict(connect_kwargs or {})
+        params = {**_parse_dsn(dsn), **self._connect_kwargs}
+        self._target = (f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/"
+                        f"{params.get('dbname', '')}")
+        self._secrets = tuple(str(params[key]) for key in _SECRET_PARAMETERS if params.get(key))
         self._options: dict[str, Any] = {
             "min_idle": min_idle, "timeout": timeout, "max_waiting": max_waiting,
             "max_lifetime": max_lifetime, "idle_timeout": idle_timeout,
             "leak_detection_threshold": leak_detection_threshold, "db_metrics": True,
             "meter_provider": meter_provider or (manager.meter_provider if manager else None)}
-        self._manager = manager
-        self._lock = threading.Lock()
-        self._pool: ObjectPool[psycopg.Connection[Any]] = ObjectPool(
+        super().__init__(name, size, manager, ObjectPool(
             name, self._connect, size, health_check=_ping, reset=self._reset_sync,
-            destroy=_close, **self._options)
-        self._async_pool: AsyncObjectPool[psycopg.AsyncConnection[Any]] | None = None
-        self.size = size
-        if manager is not None:
-            manager.register_responder(self._pool)
+            destroy=_close, **self._options))
 
     @classmethod
     def from_config(cls, config: MemoryManagementConfig, dsn: str, **options: Any
@@ -163,10 +178,18 @@ class DatabaseConnectionPool:
         return cls(manager.config.database_connection_pool_size, dsn, manager=manager, **options)
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.Connection.connect(self._dsn, **self._connect_kwargs)
+        try:
+            return psycopg.Connection.connect(self._dsn, **self._connect_kwargs)
+        except psycopg.Error as error:
+            failure = _redacted(error, self._secrets)
+        raise failure  # outside the except block: the original (and its pgconn) is not chained
 
     async def _aconnect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._dsn, **self._connect_kwargs)
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, **self._connect_kwargs)
+        except psycopg.Error as error:
+            failure = _redacted(error, self._secrets)
+        raise failure
 
     @staticmethod
     def _reset_sync(conn: psycopg.Connection[Any]) -> None:
@@ -182,22 +205,9 @@ class DatabaseConnectionPool:
         if conn.info.transaction_status != _IDLE:
             await conn.rollback()
 
-    @property
-    def pool(self) -> ObjectPool[psycopg.Connection[Any]]:
-        """The pool of sync connections."""
-        return self._pool
-
-    @property
-    def async_pool(self) -> AsyncObjectPool[psycopg.AsyncConnection[Any]]:
-        """The pool of asyncio connections (created on first use)."""
-        with self._lock:
-            if self._async_pool is None:
-                self._async_pool = AsyncObjectPool(
-                    f"{self.name}.async", self._aconnect, self.size, health_check=_aping,
-                    reset=self._reset_async, destroy=_aclose, **self._options)
-                if self._manager is not None:
-                    self._manager.register_responder(self._async_pool)
-            return self._async_pool
+    def _make_async_pool(self) -> AsyncObjectPool[psycopg.AsyncConnection[Any]]:
+        return AsyncObjectPool(f"{self.name}.async", self._aconnect, self.size, health_check=_aping,
+                               reset=self._reset_async, destroy=_aclose, **self._options)
 
     def get_connection(self, timeout: float | None = None
                        ) -> BorrowScope[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]:
@@ -206,25 +216,10 @@ class DatabaseConnectionPool:
         The block's transaction is committed when it ends, rolled back on an exception, and
         the connection goes back to the pool (or is replaced if it broke).
         """
-        return BorrowScope(lambda: self._pool, lambda: self.async_pool, timeout,
-                           on_exit=_finish, on_async_exit=_afinish)
-
-    def stats(self) -> PoolStats:
-        """The sync pool's sizes and counters."""
-        return self._pool.stats()
-
-    def close(self) -> None:
-        """Close the sync pool (the async pool, if used, with ``aclose``)."""
-        self._pool.close()
-
-    async def aclose(self) -> None:
-        """Close both pools."""
-        self._pool.close()
-        if self._async_pool is not None:
-            await self._async_pool.close()
+        return self._scope(timeout, _finish, _afinish)
 
     def __repr__(self) -> str:
-        return f"<DatabaseConnectionPool {self.name!r} {_safe_target(self._dsn)} size={self.size}>"
+        return f"<DatabaseConnectionPool {self.name!r} {self._target} size={self.size}>"
 
 
 def _close(conn: psycopg.Connection[Any]) -> None:

@@ -15,15 +15,14 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import metrics
 
 from ..config import MemoryManagementConfig
-from ..pool import AsyncObjectPool, ObjectPool, PoolStats
-from ._scope import BorrowScope
+from ..pool import AsyncObjectPool, ObjectPool
+from ._scope import BorrowScope, PoolPair
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -43,7 +42,7 @@ async def _aclose(client: httpx.AsyncClient) -> None:
     await client.aclose()
 
 
-class HttpClientPool:
+class HttpClientPool(PoolPair[httpx.Client, httpx.AsyncClient]):
     """A pool of httpx clients (sync and async pools are separate: ``<name>.async``).
 
     ``client_options`` go to ``httpx.Client`` / ``httpx.AsyncClient`` (headers, auth, limits...).
@@ -61,21 +60,14 @@ class HttpClientPool:
                  max_lifetime: float | None = 300.0, idle_timeout: float | None = 120.0,
                  meter_provider: metrics.MeterProvider | None = None, manager: MemoryManager | None = None,
                  **client_options: Any) -> None:
-        self.name = name
-        self.size = size
         self._client_options: dict[str, Any] = {"base_url": base_url, "timeout": request_timeout,
                                                 **client_options}
         self._options: dict[str, Any] = {
             "timeout": timeout, "max_waiting": max_waiting, "max_lifetime": max_lifetime,
             "idle_timeout": idle_timeout,
             "meter_provider": meter_provider or (manager.meter_provider if manager else None)}
-        self._manager = manager
-        self._lock = threading.Lock()
-        self._pool: ObjectPool[httpx.Client] = ObjectPool(
-            name, self._make_client, size, health_check=_open, destroy=_close, **self._options)
-        self._async_pool: AsyncObjectPool[httpx.AsyncClient] | None = None
-        if manager is not None:
-            manager.register_responder(self._pool)
+        super().__init__(name, size, manager, ObjectPool(
+            name, self._make_client, size, health_check=_open, destroy=_close, **self._options))
 
     @classmethod
     def from_config(cls, config: MemoryManagementConfig, **options: Any) -> HttpClientPool:
@@ -94,40 +86,13 @@ class HttpClientPool:
     def _make_async_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(**self._client_options)
 
-    @property
-    def pool(self) -> ObjectPool[httpx.Client]:
-        """The pool of sync clients."""
-        return self._pool
-
-    @property
-    def async_pool(self) -> AsyncObjectPool[httpx.AsyncClient]:
-        """The pool of async clients (created on first use)."""
-        with self._lock:
-            if self._async_pool is None:
-                self._async_pool = AsyncObjectPool(
-                    f"{self.name}.async", self._make_async_client, self.size, health_check=_open,
-                    destroy=_aclose, **self._options)
-                if self._manager is not None:
-                    self._manager.register_responder(self._async_pool)
-            return self._async_pool
+    def _make_async_pool(self) -> AsyncObjectPool[httpx.AsyncClient]:
+        return AsyncObjectPool(f"{self.name}.async", self._make_async_client, self.size,
+                               health_check=_open, destroy=_aclose, **self._options)
 
     def get_client(self, timeout: float | None = None) -> BorrowScope[httpx.Client, httpx.AsyncClient]:
         """``with`` lends an httpx.Client, ``async with`` an httpx.AsyncClient."""
-        return BorrowScope(lambda: self._pool, lambda: self.async_pool, timeout)
-
-    def stats(self) -> PoolStats:
-        """The sync pool's sizes and counters."""
-        return self._pool.stats()
-
-    def close(self) -> None:
-        """Close the sync pool."""
-        self._pool.close()
-
-    async def aclose(self) -> None:
-        """Close both pools."""
-        self._pool.close()
-        if self._async_pool is not None:
-            await self._async_pool.close()
+        return self._scope(timeout)
 
     def __repr__(self) -> str:
         return f"<HttpClientPool {self.name!r} size={self.size}>"

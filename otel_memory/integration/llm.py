@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,9 +25,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, StatusCode
 
 from ..config import MemoryManagementConfig
-from ..errors import OtelMemoryError
-from ..pool import AsyncObjectPool, ObjectPool, PoolStats
-from ._scope import BorrowScope
+from ..errors import ConfigError, OtelMemoryError
+from ..pool import AsyncObjectPool, ObjectPool
+from ._scope import BorrowScope, PoolPair
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -204,7 +203,7 @@ class AsyncLlmClient:
         return f"<AsyncLlmClient model={self.model!r}>"
 
 
-class LlmClientPool:
+class LlmClientPool(PoolPair[LlmClient, AsyncLlmClient]):
     """A pool of chat completions clients for one model and API key.
 
     Example::
@@ -222,10 +221,14 @@ class LlmClientPool:
                  manager: MemoryManager | None = None) -> None:
         if not isinstance(api_key, str) or not api_key:
             raise TypeError("api_key must be a non-empty string")
+        if not all("!" <= char <= "~" for char in api_key):
+            # httpx or h11 would reject it later with the header value, key included, in the
+            # exception (UnicodeEncodeError's repr, h11's "Illegal header value b'Bearer ...'")
+            raise ConfigError(f"api_key is not valid: expected printable ASCII without spaces, found "
+                              f"{_unprintable(api_key)} characters in its {len(api_key)} "
+                              "(a trailing newline read from a file?)")
         if not isinstance(model, str) or not model:
             raise TypeError(f"model must be a non-empty string, got {type(model).__name__}")
-        self.name = name
-        self.size = size
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._key = _Secret(api_key)
@@ -233,18 +236,13 @@ class LlmClientPool:
         if manager is not None:
             meter_provider = meter_provider or manager.meter_provider
             tracer_provider = tracer_provider or manager.tracer_provider
-        self._manager = manager
         tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer("otel_memory")
         self._chat = _Chat(self._key, model, self.base_url, tracer)
         self._options: dict[str, Any] = {"timeout": timeout, "max_lifetime": max_lifetime,
                                          "idle_timeout": idle_timeout, "meter_provider": meter_provider}
-        self._lock = threading.Lock()
-        self._pool: ObjectPool[LlmClient] = ObjectPool(
+        super().__init__(name, size, manager, ObjectPool(
             name, self._make_client, size, health_check=lambda c: not c.http.is_closed,
-            destroy=lambda c: c.http.close(), **self._options)
-        self._async_pool: AsyncObjectPool[AsyncLlmClient] | None = None
-        if manager is not None:
-            manager.register_responder(self._pool)
+            destroy=lambda c: c.http.close(), **self._options))
 
     @classmethod
     def from_config(cls, config: MemoryManagementConfig, api_key: str, model: str,
@@ -269,35 +267,14 @@ class LlmClientPool:
     def _make_async_client(self) -> AsyncLlmClient:
         return AsyncLlmClient(httpx.AsyncClient(**self._http_options()), self._chat)
 
-    @property
-    def async_pool(self) -> AsyncObjectPool[AsyncLlmClient]:
-        """The pool of async clients (``<name>.async``, created on first use)."""
-        with self._lock:
-            if self._async_pool is None:
-                self._async_pool = AsyncObjectPool(
-                    f"{self.name}.async", self._make_async_client, self.size,
-                    health_check=lambda c: not c.http.is_closed, destroy=_aclose, **self._options)
-                if self._manager is not None:
-                    self._manager.register_responder(self._async_pool)
-            return self._async_pool
+    def _make_async_pool(self) -> AsyncObjectPool[AsyncLlmClient]:
+        return AsyncObjectPool(f"{self.name}.async", self._make_async_client, self.size,
+                               health_check=lambda c: not c.http.is_closed, destroy=_aclose,
+                               **self._options)
 
     def get_client(self, timeout: float | None = None) -> BorrowScope[LlmClient, AsyncLlmClient]:
         """``with`` lends an LlmClient, ``async with`` an AsyncLlmClient."""
-        return BorrowScope(lambda: self._pool, lambda: self.async_pool, timeout)
-
-    def stats(self) -> PoolStats:
-        """The sync pool's sizes and counters."""
-        return self._pool.stats()
-
-    def close(self) -> None:
-        """Close the sync pool."""
-        self._pool.close()
-
-    async def aclose(self) -> None:
-        """Close both pools."""
-        self._pool.close()
-        if self._async_pool is not None:
-            await self._async_pool.close()
+        return self._scope(timeout)
 
     def __repr__(self) -> str:
         parts = urlsplit(self.base_url)
@@ -306,6 +283,13 @@ class LlmClientPool:
 
     def __reduce__(self) -> Any:
         raise TypeError("an LlmClientPool holds an API key and cannot be pickled")
+
+
+def _unprintable(key: str) -> str:
+    """Which kinds of characters an API key must not have, named without quoting the key."""
+    kinds = {"whitespace" if char.isspace() else "control" if ord(char) < 32 or ord(char) == 127
+             else "non-ASCII" for char in key if not "!" <= char <= "~"}
+    return " and ".join(sorted(kinds))
 
 
 async def _aclose(client: AsyncLlmClient) -> None:

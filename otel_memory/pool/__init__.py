@@ -1,7 +1,9 @@
 """Object pools that export their own metrics: ObjectPool (threads) and AsyncObjectPool (asyncio).
 
-Both share one state machine (``_core.PoolCore``); the front ends only differ in how they wait
-and how they call user hooks. See ``sync.ObjectPool`` for the options.
+Both share one state machine (``_core.PoolCore``) and one set of borrow and return protocols
+(``_flow``, generators that yield the steps needing user code or a wait); the front ends only
+differ in how they carry a step out: a call and a parked lock, or an await. See
+``sync.ObjectPool`` for the options.
 
 Example::
 

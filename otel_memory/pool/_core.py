@@ -362,10 +362,7 @@ class PoolCore(Generic[T]):
         """A waiter was cancelled or interrupted: dequeue it, or pass on what it was given."""
         if waiter.entry is not None:
             entry, waiter.entry = waiter.entry, None
-            self.borrowed -= 1
-            self.borrows -= 1
-            self.lent.discard(entry)
-            self._dispatch_locked(entry)
+            self.unlend_locked(entry)
         elif waiter.create:
             waiter.create = False
             self.creating -= 1
@@ -374,6 +371,13 @@ class PoolCore(Generic[T]):
         elif not waiter.closed:
             with contextlib.suppress(ValueError):
                 self.waiters.remove(waiter)
+
+    def unlend_locked(self, entry: Entry[T]) -> None:
+        """A lent entry goes back unused (its borrower was interrupted): the borrow never was."""
+        self.borrowed -= 1
+        self.borrows -= 1
+        self.lent.discard(entry)
+        self._dispatch_locked(entry)
 
     def close_locked(self) -> list[Entry[T]]:
         """Refuse new borrows, wake waiters with PoolClosed; the idle objects to destroy."""
@@ -432,10 +436,18 @@ class PoolCore(Generic[T]):
         return overdue
 
     def stats_locked(self) -> PoolStats:
-        """A consistent snapshot of the counters."""
+        """A consistent snapshot of the counters.
+
+        ``idle`` is derived as ``size - borrowed`` rather than read as ``len(idle)``: the asyncio
+        pool's hot path updates the idle stack and ``borrowed`` without this lock (its loop
+        serialises it), and a reader on another thread may fall between the two updates;
+        deriving keeps size == idle + borrowed in every snapshot. Under the lock both agree.
+        """
+        size = self.slots - self.creating
+        borrowed = self.borrowed
         return PoolStats(
-            name=self.name, size=self.slots - self.creating, idle=len(self.idle),
-            borrowed=self.borrowed, max_size=self.max_size, min_idle=self.options.min_idle,
+            name=self.name, size=size, idle=size - borrowed, borrowed=borrowed,
+            max_size=self.max_size, min_idle=self.options.min_idle,
             pending_requests=len(self.waiters), borrows=self.borrows, timeouts=self.timeouts,
             rejections=self.rejections, created=self.created, create_errors=self.create_errors,
             destroyed=tuple(self.destroyed.items()), leaked_borrows=self.leaked,

@@ -15,8 +15,10 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import traceback
 import weakref
 from typing import Protocol
 
@@ -46,6 +48,7 @@ _pools: weakref.WeakSet[Housekept] = weakref.WeakSet()
 _wakeups: queue.SimpleQueue[weakref.ref[Housekept]] = queue.SimpleQueue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_pid = os.getpid()
 
 
 def register(pool: Housekept) -> None:
@@ -103,8 +106,7 @@ def _run() -> None:
             try:
                 pool._housekeep()
             except Exception as error:  # noqa: BLE001 - housekeeping must never die
-                _log.warning("otel_memory: pool housekeeping failed: %s: %s",
-                             type(error).__name__, error)
+                _warn_failure(error)
         del targets, ref, pool
         with _lock:
             if not _pools and _wakeups.empty():
@@ -113,7 +115,26 @@ def _run() -> None:
                 return
 
 
+_failures: set[tuple[str, str]] = set()
+
+
+def _warn_failure(error: Exception) -> None:
+    """One warning per kind of failure: its type and where it was raised, never its message
+    (it may quote a hook's data, such as a DSN)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    if (type(error).__name__, where) not in _failures:
+        _failures.add((type(error).__name__, where))
+        _log.warning("otel_memory: pool housekeeping failed: %s raised at %s (logged once)",
+                     type(error).__name__, where)
+
+
 def _after_fork_in_child() -> None:
-    global _lock, _thread
+    """Forget the parent's thread, lock and queue; once per child, however many pools call it."""
+    global _lock, _thread, _wakeups, _pid
+    if _pid == os.getpid():
+        return  # another pool already reset this child (and may have started its thread)
+    _pid = os.getpid()
     _lock = threading.Lock()
+    _wakeups = queue.SimpleQueue()  # a parent thread may have held its internal lock
     _thread = None

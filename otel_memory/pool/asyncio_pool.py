@@ -2,7 +2,8 @@
 
 Factory, health check, reset and destroy may be plain functions or coroutine functions.
 Waiters park on a future each, served first-come first-served; a cancelled waiter passes on
-whatever it had already been handed, so cancellation never loses a slot.
+whatever it had already been handed, so cancellation never loses a slot. The slow paths are
+the protocols of ``_flow``, shared with ObjectPool; this module only awaits their steps.
 
 Example::
 
@@ -21,11 +22,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
-from ..errors import PoolTimeout
 from ..pressure import MemoryPressure
 from . import _housekeeping as housekeeping
-from ._base import PoolBase, _log
-from ._core import CREATE, REASON_DISCARDED, REASON_HEALTH_CHECK, Entry, T, Waiter, _Create
+from ._base import PoolBase
+from ._core import REASON_DISCARDED, Entry, T, Waiter
+from ._flow import (
+    CHECK,
+    CREATE,
+    RESET,
+    WAIT,
+    acquire,
+    destroy_lent,
+    give_back,
+    give_back_reclaimed,
+    refill,
+    run_async,
+)
 from .handle import AsyncBorrow, AsyncPooled
 
 __all__ = ["AsyncObjectPool"]
@@ -142,48 +154,17 @@ class AsyncObjectPool(PoolBase[T]):
         return AsyncPooled(self, await self._acquire_entry(timeout))
 
     async def _acquire_entry(self, timeout: float | None) -> Entry[T]:
-        core = self._core
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        if core.reclaimed:
+        if self._core.reclaimed:
             await self._process_reclaimed_async()
-        start = time.perf_counter() if self._time_borrows else 0.0
-        if timeout is None:
-            timeout = self.options.timeout
-        waited_since = 0.0
-        deadline: float | None = None
-        while True:
-            retired: list[Entry[T]] = []
-            with core.lock:
-                got = core.take_locked(lambda: _TaskWaiter(loop), retired)
-            if retired:
-                await self._destroy_all(retired)
-            if isinstance(got, _TaskWaiter):
-                if not waited_since:
-                    waited_since = time.perf_counter()
-                    deadline = None if timeout is None else time.monotonic() + timeout
-                got = await self._wait(got, deadline, timeout)
-            if got is CREATE:
-                entry = await self._create()
-                break
-            assert isinstance(got, Entry)
-            if self._health_check is None or await self._healthy(got):
-                entry = got
-                break
-            await self._destroy_lent(got, REASON_HEALTH_CHECK, unlend=True)
-        if waited_since:
-            self._recorder.record_wait(time.perf_counter() - waited_since)
-        if self._time_borrows:
-            self._recorder.record_db_wait(time.perf_counter() - start)
-        if core.tracks_leaks:
-            core.note_borrower(entry)
-        return entry
+        return await run_async(acquire(self, timeout, lambda: _TaskWaiter(loop)), self._carry_out)
 
-    async def _wait(self, waiter: _TaskWaiter[T], deadline: float | None,
-                    timeout: float | None) -> Entry[T] | _Create:
-        core = self._core
-        try:
+    async def _carry_out(self, step: str, argument: Any) -> Any:
+        """One step of a protocol in ``_flow``: await the hook, or the waiter's future."""
+        if step == WAIT:
+            waiter, deadline = argument
             if deadline is None:
                 await waiter.future
             else:
@@ -191,89 +172,24 @@ class AsyncObjectPool(PoolBase[T]):
                 if remaining > 0:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(waiter.future, remaining)
-            with core.lock:
-                got = core.resolve_wait_locked(waiter, timed_out=True)
-        except BaseException:
-            with core.lock:
-                core.cancel_wait_locked(waiter)
-            raise
-        if got is None:
-            raise PoolTimeout(f"pool {self.name!r}: no object became free within {timeout} s "
-                              f"(max_size={self.max_size})")
-        return got
-
-    async def _create(self) -> Entry[T]:
-        core = self._core
-        began = time.perf_counter()
-        try:
-            obj = await _maybe_await(self._factory())
-        except asyncio.CancelledError:
-            with core.lock:
-                core.create_failed_locked(count=False)
-            raise
-        except BaseException:
-            with core.lock:
-                core.create_failed_locked()
-            raise
-        self._recorder.record_create(time.perf_counter() - began)
-        try:
-            with core.lock:
-                return core.created_locked(obj)
-        except BaseException:
-            await self._call_destroy(obj)
-            raise
-
-    async def _healthy(self, entry: Entry[T]) -> bool:
-        check = self._health_check
-        if check is None:
-            return True
-        try:
-            return bool(await _maybe_await(check(entry.obj)))
-        except Exception as error:  # noqa: BLE001 - a raising check means a broken object
-            _log.debug("otel_memory: pool %r health check raised %s", self.name,
-                       type(error).__name__)
-            return False
-        except BaseException:  # cancelled mid-check: the object goes back, the borrow never was
-            with self._core.lock:
-                self._core.borrows -= 1
-                self._core.give_back_locked(entry)
-            raise
+            return None
+        if step == CREATE:
+            return await _maybe_await(self._factory())
+        if step == CHECK:
+            return await _maybe_await(self._health_check(argument.obj))  # type: ignore[misc]
+        if step == RESET:
+            return await _maybe_await(self._reset(argument.obj))  # type: ignore[misc]
+        if self._destroy is not None:  # DESTROY: finishes even when the borrower is cancelled
+            await asyncio.shield(self._destroy_all(argument))
+        return None
 
     # --- giving back -------------------------------------------------------------------------
 
     async def _give_back(self, entry: Entry[T]) -> None:
-        core = self._core
-        if entry.generation != core.generation:
-            core.orphan(entry)
-            return
-        if self._reset is not None:
-            try:
-                await _maybe_await(self._reset(entry.obj))
-            except Exception as error:  # noqa: BLE001 - a failing reset means a broken object
-                _log.debug("otel_memory: pool %r reset raised %s", self.name, type(error).__name__)
-                await self._destroy_lent(entry, REASON_HEALTH_CHECK)
-                return
-            except BaseException:  # cancelled mid-reset: the object's state is unknown
-                await asyncio.shield(self._destroy_lent(entry, REASON_HEALTH_CHECK))
-                raise
-        if self.options.check_on_return and not await self._healthy(entry):
-            await self._destroy_lent(entry, REASON_HEALTH_CHECK)
-            return
-        if self._time_borrows and entry.borrowed_at:
-            self._recorder.record_use(time.monotonic() - entry.borrowed_at)
-        with core.lock:
-            kept = core.give_back_locked(entry)
-        if not kept:
-            await self._call_destroy(entry.obj)
+        await run_async(give_back(self, entry), self._carry_out)
 
     async def _discard(self, entry: Entry[T]) -> None:
-        await self._destroy_lent(entry, REASON_DISCARDED)
-
-    async def _destroy_lent(self, entry: Entry[T], reason: str, *, unlend: bool = False) -> None:
-        with self._core.lock:
-            mine = self._core.destroy_borrowed_locked(entry, reason, unlend=unlend)
-        if mine:
-            await self._call_destroy(entry.obj)
+        await run_async(destroy_lent(self._core, entry, REASON_DISCARDED), self._carry_out)
 
     def _reclaim(self, entry: Entry[T]) -> None:
         # From AsyncPooled.__del__: never lock; queue and ask the loop to process it.
@@ -287,17 +203,7 @@ class AsyncObjectPool(PoolBase[T]):
             housekeeping.poke(self)
 
     async def _process_reclaimed_async(self) -> None:
-        reclaimed = self._core.reclaimed
-        while reclaimed:
-            try:
-                entry = reclaimed.popleft()
-            except IndexError:
-                return
-            if entry.generation != self._core.generation:
-                self._core.orphan(entry)
-                continue
-            self._count_leak(entry)
-            await self._give_back(entry)
+        await run_async(give_back_reclaimed(self), self._carry_out)
 
     def _process_reclaimed(self) -> None:
         # Housekeeping thread: hand the work to the loop, or, with the loop gone, drop the slots.
@@ -355,14 +261,14 @@ class AsyncObjectPool(PoolBase[T]):
             self._warn_once("destroy-loop", "otel_memory: pool %r: its event loop is closed; "
                             "async destroy skipped", self.name)
 
-    async def _destroy_all(self, entries: list[Entry[T]]) -> None:
-        for entry in entries:
-            await self._call_destroy(entry.obj)
+    async def _destroy_all(self, objects: list[T]) -> None:
+        for obj in objects:
+            await self._call_destroy(obj)
 
     def _destroy_entries(self, entries: list[Entry[T]]) -> None:
         if self._destroy is None or not entries:
             return
-        if self._on_loop(lambda: self._destroy_all(entries)):
+        if self._on_loop(lambda: self._destroy_all([entry.obj for entry in entries])):
             return
         for entry in entries:
             self._destroy_without_loop(entry.obj)
@@ -371,32 +277,13 @@ class AsyncObjectPool(PoolBase[T]):
         self._on_loop(self._refill_async)
 
     async def _refill_async(self) -> None:
-        core = self._core
-        while True:
-            with core.lock:
-                if not core.reserve_for_idle_locked():
-                    return
-            began = time.perf_counter()
-            try:
-                obj = await _maybe_await(self._factory())
-            except Exception as error:  # noqa: BLE001 - counted; the next tick retries
-                with core.lock:
-                    core.create_failed_locked()
-                self._warn_once("refill", "otel_memory: pool %r: creating min_idle objects "
-                                "failed: %s", self.name, type(error).__name__)
-                return
-            self._recorder.record_create(time.perf_counter() - began)
-            with core.lock:
-                kept = core.created_idle_locked(obj)
-            if not kept:
-                await self._call_destroy(obj)
-                return
+        await run_async(refill(self), self._carry_out)
 
     async def close(self) -> None:
         """Refuse new borrows, wake waiters with PoolClosed and destroy idle objects."""
         with self._core.lock:
             drained = self._core.close_locked()
-        await self._destroy_all(drained)
+        await self._destroy_all([entry.obj for entry in drained])
 
     async def __aenter__(self) -> AsyncObjectPool[T]:
         return self

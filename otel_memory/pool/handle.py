@@ -28,18 +28,14 @@ if TYPE_CHECKING:
     from .sync import ObjectPool
 
 
-class Pooled(Generic[T]):
-    """An object borrowed from an ObjectPool until released.
-
-    Example::
-
-        with pool.acquire() as handle:
-            handle.get().append(1)
-    """
+class _Handle(Generic[T]):
+    """What Pooled and AsyncPooled share: the entry, ``get``, and the garbage-collector net."""
 
     __slots__ = ("_entry", "_pool")
 
-    def __init__(self, pool: ObjectPool[T], entry: Entry[T]) -> None:
+    _pool: ObjectPool[T] | AsyncObjectPool[T]
+
+    def __init__(self, pool: ObjectPool[T] | AsyncObjectPool[T], entry: Entry[T]) -> None:
         self._pool = pool
         self._entry: Entry[T] | None = entry
 
@@ -54,6 +50,33 @@ class Pooled(Generic[T]):
     def released(self) -> bool:
         """True once the object went back (or was discarded)."""
         return self._entry is None
+
+    def __del__(self) -> None:
+        entry = getattr(self, "_entry", None)
+        if entry is not None:
+            self._entry = None
+            try:
+                self._pool._reclaim(entry)
+            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to do
+                return
+
+    def __repr__(self) -> str:
+        state = "released" if self._entry is None else "borrowed"
+        return f"<{type(self).__name__} from {self._pool.name!r} {state}>"
+
+
+class Pooled(_Handle[T]):
+    """An object borrowed from an ObjectPool until released.
+
+    Example::
+
+        with pool.acquire() as handle:
+            handle.get().append(1)
+    """
+
+    __slots__ = ()
+
+    _pool: ObjectPool[T]
 
     def release(self) -> None:
         """Give the object back to the pool (idempotent)."""
@@ -78,21 +101,8 @@ class Pooled(Generic[T]):
                  tb: TracebackType | None) -> None:
         self.release()
 
-    def __del__(self) -> None:
-        entry = getattr(self, "_entry", None)
-        if entry is not None:
-            self._entry = None
-            try:
-                self._pool._reclaim(entry)
-            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to do
-                return
 
-    def __repr__(self) -> str:
-        state = "released" if self._entry is None else "borrowed"
-        return f"<Pooled from {self._pool.name!r} {state}>"
-
-
-class AsyncPooled(Generic[T]):
+class AsyncPooled(_Handle[T]):
     """An object borrowed from an AsyncObjectPool until released.
 
     Example::
@@ -101,23 +111,9 @@ class AsyncPooled(Generic[T]):
             await handle.get().ping()
     """
 
-    __slots__ = ("_entry", "_pool")
+    __slots__ = ()
 
-    def __init__(self, pool: AsyncObjectPool[T], entry: Entry[T]) -> None:
-        self._pool = pool
-        self._entry: Entry[T] | None = entry
-
-    def get(self) -> T:
-        """The borrowed object; RuntimeError once the handle was released."""
-        entry = self._entry
-        if entry is None:
-            raise RuntimeError(f"this handle of pool {self._pool.name!r} was already released")
-        return entry.obj
-
-    @property
-    def released(self) -> bool:
-        """True once the object went back (or was discarded)."""
-        return self._entry is None
+    _pool: AsyncObjectPool[T]
 
     async def release(self) -> None:
         """Give the object back to the pool (idempotent)."""
@@ -142,18 +138,6 @@ class AsyncPooled(Generic[T]):
                         tb: TracebackType | None) -> None:
         await self.release()
 
-    def __del__(self) -> None:
-        entry = getattr(self, "_entry", None)
-        if entry is not None:
-            self._entry = None
-            try:
-                self._pool._reclaim(entry)
-            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to do
-                return
-
-    def __repr__(self) -> str:
-        state = "released" if self._entry is None else "borrowed"
-        return f"<AsyncPooled from {self._pool.name!r} {state}>"
 
 
 class Borrow(Generic[T]):

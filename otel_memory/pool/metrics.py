@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -22,9 +23,18 @@ from typing import Protocol
 from opentelemetry import metrics
 from opentelemetry.metrics import Histogram
 
-from .. import catalog
+from .. import catalog, forking
 from ..instruments import Attributes, InstrumentSet, Points, get_meter
 from ._core import PoolStats
+
+_log = logging.getLogger("otel_memory")
+
+
+def _name_of(source: MetricSource) -> str:
+    try:
+        return str(source.name)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return type(source).__name__
 
 
 class MetricSource(Protocol):
@@ -54,6 +64,8 @@ class ProviderInstruments:
         self._lock = threading.Lock()
         self._pool_sources: weakref.WeakSet[MetricSource] = weakref.WeakSet()
         self._db_sources: weakref.WeakSet[MetricSource] = weakref.WeakSet()
+        self._failed: set[int] = set()
+        forking.after_fork_in_child(self)
         self.instruments = InstrumentSet(get_meter(provider))
         pool_specs: list[tuple[catalog.MetricSpec, Callable[[PoolStats], int]]] = [
             (catalog.MEMORY_POOL_SIZE, lambda s: s.size),
@@ -88,13 +100,24 @@ class ProviderInstruments:
         self.db_create_time = self.instruments.histogram(catalog.DB_CLIENT_CONNECTION_CREATE_TIME)
         self.db_use_time = self.instruments.histogram(catalog.DB_CLIENT_CONNECTION_USE_TIME)
 
+    def _after_fork_in_child(self) -> None:
+        # a thread of the parent may have held a lock at the fork: the child would wait forever
+        global _registry_lock
+        self._lock = threading.Lock()
+        _registry_lock = threading.Lock()
+
     def add(self, source: MetricSource, *, pool_metrics: bool, db_metrics: bool) -> None:
         """Export ``source`` (held weakly) in the memory.pool.* and/or db.client.connection.* sets."""
         with self._lock:
+            live = {other.name for other in (*self._pool_sources, *self._db_sources)}
             if pool_metrics:
                 self._pool_sources.add(source)
             if db_metrics:
                 self._db_sources.add(source)
+        if source.name in live:
+            _log.warning("otel_memory: two live pools are named %r on one MeterProvider: their "
+                         "points carry the same attributes and collide; give each pool its own "
+                         "name", source.name)
 
     def remove(self, source: MetricSource) -> None:
         """Stop exporting ``source``."""
@@ -103,10 +126,21 @@ class ProviderInstruments:
             self._db_sources.discard(source)
 
     def _snapshots(self, sources: weakref.WeakSet[MetricSource]) -> Iterator[PoolStats]:
+        """Each live source's stats; a source whose stats() raises is left out, warned once,
+        so one broken adapted pool never blanks the metrics of every other pool."""
         with self._lock:
             live = list(sources)
         for source in live:
-            yield source.stats()
+            try:
+                stats = source.stats()
+            except Exception as error:  # noqa: BLE001 - one pool's failure stays that pool's
+                if id(source) not in self._failed:
+                    self._failed.add(id(source))
+                    _log.warning("otel_memory: pool metrics: reading pool %r failed (%s); its "
+                                 "points are left out (logged once)", _name_of(source),
+                                 type(error).__name__)
+                continue
+            yield stats
 
     def _pool_points(self, read: Callable[[PoolStats], int]) -> Callable[[], Points]:
         def points() -> Points:

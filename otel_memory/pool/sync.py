@@ -2,7 +2,8 @@
 
 The borrow path is a deque pop under one uncontended lock and a few integer updates; user
 hooks (factory, health check, reset, destroy) always run outside the lock. Waiters park on a
-private lock each, served first-come first-served by direct hand-off.
+private lock each, served first-come first-served by direct hand-off. The slow paths are the
+protocols of ``_flow``, shared with AsyncObjectPool; this module only carries their steps out.
 
 Example::
 
@@ -15,19 +16,22 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from ..errors import PoolTimeout
 from . import _housekeeping as housekeeping
-from ._base import PoolBase, _log
-from ._core import (
+from ._base import PoolBase
+from ._core import REASON_DISCARDED, Entry, PoolStats, T, Waiter
+from ._flow import (
+    CHECK,
     CREATE,
-    REASON_DISCARDED,
-    REASON_HEALTH_CHECK,
-    Entry,
-    PoolStats,
-    T,
-    Waiter,
-    _Create,
+    RESET,
+    WAIT,
+    acquire,
+    destroy_lent,
+    give_back,
+    give_back_reclaimed,
+    refill,
+    run,
 )
 from .handle import Borrow, Pooled
 
@@ -82,122 +86,38 @@ class ObjectPool(PoolBase[T]):
         return Pooled(self, entry or self._acquire_entry(timeout))
 
     def _acquire_entry(self, timeout: float | None) -> Entry[T]:
-        core = self._core
-        if core.reclaimed:
+        if self._core.reclaimed:
             self._process_reclaimed()
-        start = time.perf_counter() if self._time_borrows else 0.0
-        if timeout is None:
-            timeout = self.options.timeout
-        waited_since = 0.0
-        deadline: float | None = None
-        while True:
-            retired: list[Entry[T]] = []
-            with core.lock:
-                got = core.take_locked(_ThreadWaiter, retired)
-            if retired:
-                self._destroy_entries(retired)
-            if isinstance(got, _ThreadWaiter):
-                if not waited_since:
-                    waited_since = time.perf_counter()
-                    deadline = None if timeout is None else time.monotonic() + timeout
-                got = self._wait(got, deadline, timeout)
-            if got is CREATE:
-                entry = self._create()
-                break
-            assert isinstance(got, Entry)
-            if self._health_check is None or self._healthy(got):
-                entry = got
-                break
-            self._destroy_lent(got, REASON_HEALTH_CHECK, unlend=True)
-        if waited_since:
-            self._recorder.record_wait(time.perf_counter() - waited_since)
-        if self._time_borrows:
-            self._recorder.record_db_wait(time.perf_counter() - start)
-        if core.tracks_leaks:
-            core.note_borrower(entry)
-        return entry
+        return run(acquire(self, timeout, _ThreadWaiter), self._carry_out)
 
-    def _wait(self, waiter: _ThreadWaiter[T], deadline: float | None,
-                    timeout: float | None) -> Entry[T] | _Create:
-        core = self._core
-        try:
+    def _carry_out(self, step: str, argument: Any) -> Any:
+        """One step of a protocol in ``_flow``: call the hook, or park until woken."""
+        if step == WAIT:
+            waiter, deadline = argument
             if deadline is None:
                 waiter.parked.acquire()
             else:
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     waiter.parked.acquire(timeout=remaining)
-            with core.lock:
-                got = core.resolve_wait_locked(waiter, timed_out=True)
-        except BaseException:
-            with core.lock:
-                core.cancel_wait_locked(waiter)
-            raise
-        if got is None:
-            raise PoolTimeout(f"pool {self.name!r}: no object became free within {timeout} s "
-                              f"(max_size={self.max_size})")
-        return got
-
-    def _create(self) -> Entry[T]:
-        core = self._core
-        began = time.perf_counter()
-        try:
-            obj = self._factory()
-        except BaseException:
-            with core.lock:
-                core.create_failed_locked()
-            raise
-        self._recorder.record_create(time.perf_counter() - began)
-        try:
-            with core.lock:
-                return core.created_locked(obj)
-        except BaseException:
+            return None
+        if step == CREATE:
+            return self._factory()
+        if step == CHECK:
+            return self._health_check(argument.obj)  # type: ignore[misc]
+        if step == RESET:
+            return self._reset(argument.obj)  # type: ignore[misc]
+        for obj in argument:  # DESTROY
             self._call_destroy(obj)
-            raise
-
-    def _healthy(self, entry: Entry[T]) -> bool:
-        check = self._health_check
-        if check is None:
-            return True
-        try:
-            return bool(check(entry.obj))
-        except Exception as error:  # noqa: BLE001 - a raising check means a broken object
-            _log.debug("otel_memory: pool %r health check raised %s", self.name,
-                       type(error).__name__)
-            return False
+        return None
 
     # --- giving back -------------------------------------------------------------------------
 
     def _give_back(self, entry: Entry[T]) -> None:
-        core = self._core
-        if entry.generation != core.generation:
-            core.orphan(entry)
-            return
-        if self._reset is not None:
-            try:
-                self._reset(entry.obj)
-            except Exception as error:  # noqa: BLE001 - a failing reset means a broken object
-                _log.debug("otel_memory: pool %r reset raised %s", self.name, type(error).__name__)
-                self._destroy_lent(entry, REASON_HEALTH_CHECK)
-                return
-        if self.options.check_on_return and not self._healthy(entry):
-            self._destroy_lent(entry, REASON_HEALTH_CHECK)
-            return
-        if self._time_borrows and entry.borrowed_at:
-            self._recorder.record_use(time.monotonic() - entry.borrowed_at)
-        with core.lock:
-            kept = core.give_back_locked(entry)
-        if not kept:
-            self._call_destroy(entry.obj)
+        run(give_back(self, entry), self._carry_out)
 
     def _discard(self, entry: Entry[T]) -> None:
-        self._destroy_lent(entry, REASON_DISCARDED)
-
-    def _destroy_lent(self, entry: Entry[T], reason: str, *, unlend: bool = False) -> None:
-        with self._core.lock:
-            mine = self._core.destroy_borrowed_locked(entry, reason, unlend=unlend)
-        if mine:
-            self._call_destroy(entry.obj)
+        run(destroy_lent(self._core, entry, REASON_DISCARDED), self._carry_out)
 
     def _reclaim(self, entry: Entry[T]) -> None:
         # Called from Pooled.__del__, possibly inside the garbage collector while this very
@@ -206,17 +126,7 @@ class ObjectPool(PoolBase[T]):
         housekeeping.poke(self)
 
     def _process_reclaimed(self) -> None:
-        reclaimed = self._core.reclaimed
-        while reclaimed:
-            try:
-                entry = reclaimed.popleft()
-            except IndexError:
-                return
-            if entry.generation != self._core.generation:
-                self._core.orphan(entry)
-                continue
-            self._count_leak(entry)
-            self._give_back(entry)
+        run(give_back_reclaimed(self), self._carry_out)
 
     # --- destruction, close, refill ----------------------------------------------------------
 
@@ -234,26 +144,7 @@ class ObjectPool(PoolBase[T]):
             self._call_destroy(entry.obj)
 
     def _refill(self) -> None:
-        core = self._core
-        while True:
-            with core.lock:
-                if not core.reserve_for_idle_locked():
-                    return
-            began = time.perf_counter()
-            try:
-                obj = self._factory()
-            except Exception as error:  # noqa: BLE001 - counted; the next tick retries
-                with core.lock:
-                    core.create_failed_locked()
-                self._warn_once("refill", "otel_memory: pool %r: creating min_idle objects "
-                                "failed: %s", self.name, type(error).__name__)
-                return
-            self._recorder.record_create(time.perf_counter() - began)
-            with core.lock:
-                kept = core.created_idle_locked(obj)
-            if not kept:
-                self._call_destroy(obj)
-                return
+        run(refill(self), self._carry_out)
 
     def close(self) -> None:
         """Refuse new borrows, wake waiters with PoolClosed and destroy idle objects.
