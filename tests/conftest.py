@@ -78,3 +78,24 @@ def require_tool(name: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def rss_mb() -> float:
+    """This process's resident set size in MB, read as the manager reads it."""
+    from otel_memory import probes
+
+    return probes.read_statm("/proc/self/statm")[0] / (1024 * 1024)
+
+
+def manager_with_limit(limit_mb: float, provider: MeterProvider | None = None, *,
+                       admission: bool = True) -> Any:
+    """An initialized MemoryManager with a configured limit (its level follows from this RSS),
+    no leak detector and a monitor that stays out of the way (60 s ticks)."""
+    from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
+    from otel_memory.manager import MemoryManager
+
+    manager = MemoryManager(MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=limit_mb, monitoring_interval_ms=60_000),
+        enable_leak_detection=False, enable_admission_control=admission), meter_provider=provider)
+    manager.initialize()
+    return manager

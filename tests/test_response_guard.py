@@ -9,26 +9,13 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_memory import catalog, instrumentor, probes
-from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory import catalog, instrumentor
+from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import MemoryPressureRejected
 from otel_memory.manager import MemoryManager
 from otel_memory.pressure import MemoryPressure
 from otel_memory.response import ADMISSION_DECORATOR, memory_guard
-from tests.conftest import collect, points
-
-
-def manager_with_limit(limit_mb: float, provider: MeterProvider | None = None,
-                       admission: bool = True) -> MemoryManager:
-    manager = MemoryManager(MemoryManagementConfig(
-        monitor_config=MemoryLimitConfig(max_heap_mb=limit_mb, monitoring_interval_ms=60_000),
-        enable_leak_detection=False, enable_admission_control=admission), meter_provider=provider)
-    manager.initialize()
-    return manager
-
-
-def rss_mb() -> float:
-    return probes.read_statm("/proc/self/statm")[0] / MB
+from tests.conftest import collect, manager_with_limit, points, rss_mb
 
 
 @pytest.fixture

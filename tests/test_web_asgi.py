@@ -15,38 +15,25 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-from otel_memory import catalog, probes
-from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory import catalog
 from otel_memory.manager import MemoryManager
 from otel_memory.web import HEALTH_PATH, LEAKS_PATH, ASGIAdmissionMiddleware, make_asgi_app
 from otel_memory.web.asgi import ADMISSION_ASGI
-from tests.conftest import collect
+from tests.conftest import collect, manager_with_limit, rss_mb
 
 BASE = "http://testserver"
 
 
-def start(limit_mb: float, provider: MeterProvider) -> MemoryManager:
-    manager = MemoryManager(MemoryManagementConfig(
-        monitor_config=MemoryLimitConfig(max_heap_mb=limit_mb, monitoring_interval_ms=60_000),
-        enable_leak_detection=False), meter_provider=provider)
-    manager.initialize()
-    return manager
-
-
-def rss_mb() -> float:
-    return probes.read_statm("/proc/self/statm")[0] / MB
-
-
 @pytest.fixture
 def low(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = start(rss_mb() * 4 + 200, meter_provider)
+    manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)
     yield manager
     manager.shutdown()
 
 
 @pytest.fixture
 def critical(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = start(rss_mb() / 2, meter_provider)
+    manager = manager_with_limit(rss_mb() / 2, meter_provider)
     yield manager
     manager.shutdown()
 

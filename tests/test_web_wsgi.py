@@ -11,38 +11,25 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_memory import catalog, probes
-from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory import catalog
 from otel_memory.manager import MemoryManager
 from otel_memory.web import HEALTH_PATH, LEAKS_PATH, WSGIAdmissionMiddleware, make_wsgi_app
 from otel_memory.web.wsgi import ADMISSION_WSGI
-from tests.conftest import collect
+from tests.conftest import collect, manager_with_limit, rss_mb
 
 BASE = "http://testserver"
 
 
-def start(limit_mb: float, provider: MeterProvider, admission: bool = True) -> MemoryManager:
-    manager = MemoryManager(MemoryManagementConfig(
-        monitor_config=MemoryLimitConfig(max_heap_mb=limit_mb, monitoring_interval_ms=60_000),
-        enable_leak_detection=False, enable_admission_control=admission), meter_provider=provider)
-    manager.initialize()
-    return manager
-
-
-def rss_mb() -> float:
-    return probes.read_statm("/proc/self/statm")[0] / MB
-
-
 @pytest.fixture
 def low(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = start(rss_mb() * 4 + 200, meter_provider)
+    manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)
     yield manager
     manager.shutdown()
 
 
 @pytest.fixture
 def critical(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = start(rss_mb() / 2, meter_provider)
+    manager = manager_with_limit(rss_mb() / 2, meter_provider)
     yield manager
     manager.shutdown()
 
@@ -143,7 +130,7 @@ def test_middleware_refuses_at_critical_with_retry_after(
 
 
 def test_admission_off_runs_the_app_at_critical(meter_provider: MeterProvider) -> None:
-    manager = start(rss_mb() / 2, meter_provider, admission=False)
+    manager = manager_with_limit(rss_mb() / 2, meter_provider, admission=False)
     app = App()
     try:
         with client(WSGIAdmissionMiddleware(app, manager)) as http:
