@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--prefix", default="", help="prefix added to every metric name")
     alerts.add_argument("--for-scale", type=float, default=1.0,
                         help="multiply every 'for' duration (0 < x <= 1, for tests; unit tests only at 1)")
+    alerts.add_argument("--runbook-url", default=None,
+                        help="where your copy of docs/runbook.md is published (http(s) URL)")
     return parser
 
 
@@ -79,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .alerts import write_alert_rules
 
         try:
-            written = write_alert_rules(args.out, prefix=args.prefix, for_scale=args.for_scale)
+            runbook = {"runbook_base": args.runbook_url} if args.runbook_url else {}
+            written = write_alert_rules(args.out, prefix=args.prefix, for_scale=args.for_scale, **runbook)
         except ValueError as error:
             _parser().error(str(error))
         for path in written:

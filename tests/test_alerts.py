@@ -118,6 +118,22 @@ def test_for_scale_shortens_every_duration_for_end_to_end_tests(tmp_path: Path) 
             rules_document(for_scale=bad)  # type: ignore[arg-type]
 
 
+def test_a_runbook_base_url_reaches_every_rule_and_its_unit_tests(tmp_path: Path) -> None:
+    base = "https://docs.example.test/ops/otel-memory-runbook.html"
+    written = write_alert_rules(tmp_path, runbook_base=base)
+    rules = [rule for group in yaml.safe_load(written[0].read_text())["groups"] for rule in group["rules"]]
+    anchors = {rule.name: rule.runbook_anchor for rule in alert_rules()}
+    assert {rule["annotations"]["runbook_url"] for rule in rules} == {
+        f"{base}#{anchors[rule['alert']]}" for rule in rules}
+    expected = [alert["exp_annotations"]["runbook_url"]
+                for test in yaml.safe_load(written[1].read_text())["tests"]
+                for check in test["alert_rule_test"] for alert in check["exp_alerts"]]
+    assert expected and all(url.startswith(base + "#") for url in expected)
+    for bad in ("docs/runbook.md", "ftp://host/runbook.md", "https://host/runbook.md#top"):
+        with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
+            write_alert_rules(tmp_path, runbook_base=bad)
+
+
 def test_promtool_check_rules_passes() -> None:
     promtool = require_tool("promtool")
     result = _run(promtool, "check", "rules", str(ALERTS / RULES_FILE))

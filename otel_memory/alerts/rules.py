@@ -58,8 +58,12 @@ class AlertRule:
 
     @property
     def runbook_url(self) -> str:
-        """Where the runbook says what to do."""
-        return f"{RUNBOOK_URL}#{self.runbook_anchor}"
+        """Where the runbook says what to do (in this project's docs/runbook.md)."""
+        return self.runbook_url_at(RUNBOOK_URL)
+
+    def runbook_url_at(self, base: str) -> str:
+        """The runbook section of this alert in a copy of docs/runbook.md published at ``base``."""
+        return f"{base}#{self.runbook_anchor}"
 
 
 def duration(seconds: float) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..dashboards.promql import PromQL, check_prefix
-from .rules import GROUP_NAME, AlertRule, alert_rules, duration
+from .rules import GROUP_NAME, RUNBOOK_URL, AlertRule, alert_rules, duration
 from .scenarios import INSTANCE, JOB, SCENARIOS, Scenario
 
 RULES_FILE = "otel-memory.rules.yml"
@@ -34,8 +34,18 @@ def _scaled(rule: AlertRule, for_scale: float) -> str:
     return duration(max(1, math.ceil(rule.for_s * for_scale)))
 
 
-def rules_document(prefix: str = "", for_scale: float = 1.0) -> dict[str, Any]:
+def check_runbook_base(base: str) -> str:
+    """``base`` if it is an http(s) URL without a fragment; ValueError says what was expected."""
+    if not isinstance(base, str) or not base.startswith(("http://", "https://")) or "#" in base:
+        raise ValueError(f"runbook base URL {base!r} is not valid; expected an http:// or https:// URL "
+                         "of docs/runbook.md without a #fragment")
+    return base
+
+
+def rules_document(prefix: str = "", for_scale: float = 1.0,
+                   runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
     """The rule file as a Prometheus rule-file document."""
+    check_runbook_base(runbook_base)
     if isinstance(for_scale, bool) or not isinstance(for_scale, (int, float)) or not 0 < for_scale <= 1:
         raise ValueError(f"for_scale={for_scale!r} is out of range; expected a number in (0, 1]")
     rules = [{
@@ -44,7 +54,7 @@ def rules_document(prefix: str = "", for_scale: float = 1.0) -> dict[str, Any]:
         "for": _scaled(rule, for_scale),
         "labels": {"severity": rule.severity},
         "annotations": {"summary": rule.summary, "description": rule.description,
-                        "runbook_url": rule.runbook_url},
+                        "runbook_url": rule.runbook_url_at(runbook_base)},
     } for rule in alert_rules(check_prefix(prefix))]
     return {"groups": [{"name": GROUP_NAME, "rules": rules}]}
 
@@ -56,7 +66,7 @@ def _render(template: str, labels: dict[str, str], value: str) -> str:
     return _TEMPLATE.sub(substitute, template)
 
 
-def _case(scenario: Scenario, rule: AlertRule, q: PromQL) -> dict[str, Any]:
+def _case(scenario: Scenario, rule: AlertRule, q: PromQL, runbook_base: str) -> dict[str, Any]:
     target = {"job": JOB, "instance": INSTANCE}
     series = []
     for item in scenario.series:
@@ -71,33 +81,36 @@ def _case(scenario: Scenario, rule: AlertRule, q: PromQL) -> dict[str, Any]:
             "exp_labels": {"severity": rule.severity, **labels},
             "exp_annotations": {"summary": rule.summary,
                                 "description": _render(rule.description, labels, scenario.value),
-                                "runbook_url": rule.runbook_url},
+                                "runbook_url": rule.runbook_url_at(runbook_base)},
         }]})
     return {"name": f"{rule.name}: {scenario.title}", "interval": "1m", "input_series": series,
             "alert_rule_test": checks}
 
 
-def tests_document(prefix: str = "") -> dict[str, Any]:
+def tests_document(prefix: str = "", runbook_base: str = RUNBOOK_URL) -> dict[str, Any]:
     """The promtool unit tests of every alert, for the rule file next to them."""
+    check_runbook_base(runbook_base)
     q = PromQL(prefix=check_prefix(prefix), matchers=())
     rules = {rule.short_name: rule for rule in alert_rules(prefix)}
     missing = sorted(set(rules) - {scenario.alert for scenario in SCENARIOS if scenario.fires_at})
     if missing:
         raise ValueError(f"alerts without a firing unit test: {missing}")
     return {"rule_files": [f"../{RULES_FILE}"], "evaluation_interval": "1m",
-            "tests": [_case(scenario, rules[scenario.alert], q) for scenario in SCENARIOS]}
+            "tests": [_case(scenario, rules[scenario.alert], q, runbook_base) for scenario in SCENARIOS]}
 
 
 def _dump(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False, width=1000, allow_unicode=True)
 
 
-def write_alert_rules(out_dir: Path, *, prefix: str = "", for_scale: float = 1.0) -> list[Path]:
+def write_alert_rules(out_dir: Path, *, prefix: str = "", for_scale: float = 1.0,
+                      runbook_base: str = RUNBOOK_URL) -> list[Path]:
     """Write ``<out_dir>/otel-memory.rules.yml`` (and at ``for_scale`` 1.0 its unit tests in
-    ``<out_dir>/tests/``); returns the paths written."""
+    ``<out_dir>/tests/``); returns the paths written. ``runbook_base`` is where your copy of
+    docs/runbook.md is published; every alert's runbook_url points at its section there."""
     out_dir = Path(out_dir)
-    rules_text = _dump(rules_document(prefix, for_scale))
-    tests_text = _dump(tests_document(prefix)) if for_scale == 1.0 else None
+    rules_text = _dump(rules_document(prefix, for_scale, runbook_base))
+    tests_text = _dump(tests_document(prefix, runbook_base)) if for_scale == 1.0 else None
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RULES_FILE
     path.write_text(rules_text, encoding="utf-8")
