@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from otel_memory.errors import error_summary
 from otel_memory.leak.report import LeakReport, LeakSuspect, ProcessGrowth, SummaryRow
 
 
@@ -46,12 +45,3 @@ def test_reports_and_suspects_are_frozen() -> None:
         suspect("app.A", 1.0).score = 0.1  # type: ignore[misc]
     empty = LeakReport(1, 0.0, 0.0, 0, 0, [])
     assert empty.to_json_dict()["process_growth"] is None and empty.growth_bytes_per_s == 0
-
-
-def test_error_summary_gives_type_and_location_never_the_message() -> None:
-    try:
-        {"user": 1}["token=s3cr3t"]
-    except KeyError as error:
-        summary = error_summary(error)
-    assert summary.startswith("KeyError at test_leak_report.py:") and "s3cr3t" not in summary
-    assert error_summary(ValueError("never raised: no traceback")) == "ValueError"
