@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ PressureListener = Callable[[MemoryPressure, MemoryPressure], None]
 
 ACTION_REJECT = "reject"
 ADMISSION_ADMIT = "admit"
+# admit() takes a fresh reading when the last tick is older than this, so a surge between two
+# monitoring ticks is still refused (at most a few readings a second, ~60 us each).
+ADMISSION_MAX_AGE_S = 0.25
 
 
 class PressureResponder(Protocol):
@@ -128,6 +132,7 @@ class MemoryManager:
         self._leak_detector: Any = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._ticks = 0
+        self._last_reading = 0.0            # monotonic time of the last tick's sample
         self._started_tracemalloc = False   # stopped again by shutdown(): only if we started it
 
     def _reset_counts(self) -> None:
@@ -319,22 +324,27 @@ class MemoryManager:
         """Run one monitoring tick now: sample, update the level, notify on change."""
         self._require_initialized()
         with self._tick_lock:
-            if not self._initialized:   # shut down while this tick waited for the previous one
-                return self._level
-            sample = self.sampler.current(max_age_s=0.0)
-            usage = self.usage_of(sample)
-            with self._lock:
-                previous = self._level
-                level = self._tracker.update(usage)
-                self._level = level
-                self.trend.add(sample.time, usage)
-                self._ticks += 1
-                if level != previous:
-                    self.transitions[level] += 1
-                    if level != MemoryPressure.CRITICAL:
-                        self._rejecting_logged = False
+            return self._tick()
+
+    def _tick(self) -> MemoryPressure:
+        """One tick; the caller holds the tick lock."""
+        if not self._initialized:   # shut down while this tick waited for the previous one
+            return self._level
+        sample = self.sampler.current(max_age_s=0.0)
+        self._last_reading = sample.time
+        usage = self.usage_of(sample)
+        with self._lock:
+            previous = self._level
+            level = self._tracker.update(usage)
+            self._level = level
+            self.trend.add(sample.time, usage)
+            self._ticks += 1
             if level != previous:
-                self._announce(level, previous, usage)
+                self.transitions[level] += 1
+                if level != MemoryPressure.CRITICAL:
+                    self._rejecting_logged = False
+        if level != previous:
+            self._announce(level, previous, usage)
         if self._instruments is not None:
             self._instruments.record_gc_pauses(self.gc_watch.drain())
         return level
@@ -393,8 +403,21 @@ class MemoryManager:
                 self.reclaimed[action] = self.reclaimed.get(action, 0) + reclaimed_bytes
 
     def admit(self, point: str = ADMISSION_ADMIT) -> None:
-        """Raise MemoryPressureRejected when pressure is critical and admission control is on."""
-        if self._level != MemoryPressure.CRITICAL or not self.config.enable_admission_control:
+        """Raise MemoryPressureRejected when pressure is critical and admission control is on.
+
+        The level is that of the last tick, re-read first when that tick is older than
+        ADMISSION_MAX_AGE_S (unless another thread is ticking right now): a surge between two
+        monitoring ticks is refused too.
+        """
+        if not self.config.enable_admission_control or not self._initialized:
+            return
+        if (time.monotonic() - self._last_reading > ADMISSION_MAX_AGE_S
+                and self._tick_lock.acquire(blocking=False)):
+            try:
+                self._tick()
+            finally:
+                self._tick_lock.release()
+        if self._level != MemoryPressure.CRITICAL:
             return
         with self._lock:
             self.rejections[point] = self.rejections.get(point, 0) + 1

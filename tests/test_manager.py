@@ -380,3 +380,26 @@ def test_a_shutdown_racing_the_monitor_logs_no_failed_tick(
     with caplog.at_level(logging.WARNING, logger="otel_memory"):
         _monitor(weakref.ref(manager), threading.Event(), 0.001)   # returns once shut down
     assert not [r.getMessage() for r in caplog.records if "tick failed" in r.getMessage()]
+
+
+def test_admit_rereads_a_stale_level_so_a_surge_between_ticks_is_refused(
+        meter_provider: MeterProvider) -> None:
+    rss = psutil.Process().memory_info().rss / MB
+    manager = MemoryManager(MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=rss + 400, warning_threshold_mb=rss + 100,
+                                         critical_threshold_mb=rss + 150, monitoring_interval_ms=60_000),
+        enable_leak_detection=False), meter_provider=meter_provider)
+    manager.initialize()
+    try:
+        manager.admit()                                   # LOW: admitted
+        ballast = bytearray(250 * MB)
+        ballast[::4096] = b"x" * len(ballast[::4096])     # make it resident
+        assert manager.get_memory_pressure() == MemoryPressure.LOW   # no tick has run since
+        time.sleep(0.3)                                    # older than ADMISSION_MAX_AGE_S
+        with pytest.raises(MemoryPressureRejected):
+            manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.CRITICAL
+        assert manager.rejections == {"admit": 1}
+        del ballast
+    finally:
+        manager.shutdown()
