@@ -99,3 +99,19 @@ def manager_with_limit(limit_mb: float, provider: MeterProvider | None = None, *
         enable_leak_detection=False, enable_admission_control=admission), meter_provider=provider)
     manager.initialize()
     return manager
+
+
+@pytest.fixture
+def roomy_manager(meter_provider: MeterProvider) -> Iterator[Any]:
+    """A manager whose limit is far above this process's RSS: LOW pressure."""
+    manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)
+    yield manager
+    manager.shutdown()
+
+
+@pytest.fixture
+def critical_manager(meter_provider: MeterProvider) -> Iterator[Any]:
+    """A manager whose limit is half this process's RSS: CRITICAL from the first tick."""
+    manager = manager_with_limit(rss_mb() / 2, meter_provider)
+    yield manager
+    manager.shutdown()

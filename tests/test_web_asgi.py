@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,23 +17,9 @@ from otel_memory import catalog
 from otel_memory.manager import MemoryManager
 from otel_memory.web import HEALTH_PATH, LEAKS_PATH, ASGIAdmissionMiddleware, make_asgi_app
 from otel_memory.web.asgi import ADMISSION_ASGI
-from tests.conftest import collect, manager_with_limit, rss_mb
+from tests.conftest import collect
 
 BASE = "http://testserver"
-
-
-@pytest.fixture
-def low(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)
-    yield manager
-    manager.shutdown()
-
-
-@pytest.fixture
-def critical(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = manager_with_limit(rss_mb() / 2, meter_provider)
-    yield manager
-    manager.shutdown()
 
 
 def starlette_app(manager: MemoryManager, calls: list[str]) -> Starlette:
@@ -62,10 +46,10 @@ def durations(reader: InMemoryMetricReader) -> dict[tuple[str, int], int]:
             p.count for p in metric.data.data_points}
 
 
-async def test_health_app_serves_json_and_clear_4xx(low: MemoryManager,
+async def test_health_app_serves_json_and_clear_4xx(roomy_manager: MemoryManager,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        async with client(make_asgi_app(low)) as http:
+        async with client(make_asgi_app(roomy_manager)) as http:
             health = await http.get(HEALTH_PATH)
             assert health.status_code == 200 and health.json()["pressure"] == "Low"
             assert health.headers["cache-control"] == "no-store"
@@ -78,8 +62,8 @@ async def test_health_app_serves_json_and_clear_4xx(low: MemoryManager,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_health_app_answers_the_lifespan_protocol(low: MemoryManager) -> None:
-    app = make_asgi_app(low)
+async def test_health_app_answers_the_lifespan_protocol(roomy_manager: MemoryManager) -> None:
+    app = make_asgi_app(roomy_manager)
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[dict[str, Any]] = []
 
@@ -93,10 +77,10 @@ async def test_health_app_answers_the_lifespan_protocol(low: MemoryManager) -> N
     assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
 
 
-async def test_middleware_passes_requests_and_times_them(low: MemoryManager,
+async def test_middleware_passes_requests_and_times_them(roomy_manager: MemoryManager,
                                                          reader: InMemoryMetricReader) -> None:
     calls: list[str] = []
-    app = ASGIAdmissionMiddleware(starlette_app(low, calls), low)
+    app = ASGIAdmissionMiddleware(starlette_app(roomy_manager, calls), roomy_manager)
     async with client(app) as http:
         assert (await http.get("/work")).status_code == 201
         assert (await http.get(HEALTH_PATH)).status_code == 200
@@ -107,9 +91,10 @@ async def test_middleware_passes_requests_and_times_them(low: MemoryManager,
 
 
 async def test_middleware_refuses_at_critical_with_retry_after(
-        critical: MemoryManager, reader: InMemoryMetricReader, caplog: pytest.LogCaptureFixture) -> None:
+        critical_manager: MemoryManager, reader: InMemoryMetricReader,
+        caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
-    app = ASGIAdmissionMiddleware(starlette_app(critical, calls), critical, retry_after_s=3)
+    app = ASGIAdmissionMiddleware(starlette_app(critical_manager, calls), critical_manager, retry_after_s=3)
     with caplog.at_level(logging.INFO, logger="otel_memory"):
         async with client(app) as http:
             refused = [await http.post("/work", content=b"x" * 1000) for _ in range(4)]
@@ -118,13 +103,13 @@ async def test_middleware_refuses_at_critical_with_retry_after(
     assert {answer.status_code for answer in refused} == {503}
     assert {answer.headers["retry-after"] for answer in refused} == {"3"}
     assert health.status_code == 503 and health.json()["status"] == "unhealthy"
-    assert critical.rejections == {ADMISSION_ASGI: 4}
+    assert critical_manager.rejections == {ADMISSION_ASGI: 4}
     assert durations(reader) == {("critical", 503): 5}
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == ["Memory pressure critical, rejecting requests"]
 
 
-async def test_non_http_scopes_pass_through_untouched(critical: MemoryManager) -> None:
+async def test_non_http_scopes_pass_through_untouched(critical_manager: MemoryManager) -> None:
     seen: list[str] = []
 
     async def inner(scope: Any, receive: Any, send: Any) -> None:
@@ -136,10 +121,11 @@ async def test_non_http_scopes_pass_through_untouched(critical: MemoryManager) -
     async def drop(message: Any) -> None:
         return None
 
-    await ASGIAdmissionMiddleware(inner, critical)({"type": "websocket", "path": "/ws"}, nothing, drop)
-    assert seen == ["websocket"] and critical.rejections == {}
+    middleware = ASGIAdmissionMiddleware(inner, critical_manager)
+    await middleware({"type": "websocket", "path": "/ws"}, nothing, drop)
+    assert seen == ["websocket"] and critical_manager.rejections == {}
 
 
-def test_middleware_arguments_are_checked(low: MemoryManager) -> None:
+def test_middleware_arguments_are_checked(roomy_manager: MemoryManager) -> None:
     with pytest.raises(TypeError, match="not an ASGI application"):
-        ASGIAdmissionMiddleware(None, low)  # type: ignore[arg-type]
+        ASGIAdmissionMiddleware(None, roomy_manager)  # type: ignore[arg-type]

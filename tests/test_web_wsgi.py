@@ -20,20 +20,6 @@ from tests.conftest import collect, manager_with_limit, rss_mb
 BASE = "http://testserver"
 
 
-@pytest.fixture
-def low(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)
-    yield manager
-    manager.shutdown()
-
-
-@pytest.fixture
-def critical(meter_provider: MeterProvider) -> Iterator[MemoryManager]:
-    manager = manager_with_limit(rss_mb() / 2, meter_provider)
-    yield manager
-    manager.shutdown()
-
-
 class App:
     """A WSGI app that counts its calls and whether its body was closed."""
 
@@ -73,8 +59,9 @@ def durations(reader: InMemoryMetricReader) -> dict[tuple[str, int], int]:
             p.count for p in metric.data.data_points}
 
 
-def test_health_app_serves_json_and_clear_4xx(low: MemoryManager, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG), client(make_wsgi_app(low)) as http:
+def test_health_app_serves_json_and_clear_4xx(roomy_manager: MemoryManager,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), client(make_wsgi_app(roomy_manager)) as http:
         health = http.get(HEALTH_PATH)
         assert health.status_code == 200
         assert health.headers["content-type"] == "application/json"
@@ -90,15 +77,16 @@ def test_health_app_serves_json_and_clear_4xx(low: MemoryManager, caplog: pytest
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_health_app_is_503_when_unhealthy(critical: MemoryManager) -> None:
-    with client(make_wsgi_app(critical)) as http:
+def test_health_app_is_503_when_unhealthy(critical_manager: MemoryManager) -> None:
+    with client(make_wsgi_app(critical_manager)) as http:
         answer = http.get(HEALTH_PATH)
     assert answer.status_code == 503 and answer.json()["status"] == "unhealthy"
 
 
-def test_middleware_passes_requests_and_times_them(low: MemoryManager, reader: InMemoryMetricReader) -> None:
+def test_middleware_passes_requests_and_times_them(roomy_manager: MemoryManager,
+                                                   reader: InMemoryMetricReader) -> None:
     app = App()
-    with client(WSGIAdmissionMiddleware(app, low)) as http:
+    with client(WSGIAdmissionMiddleware(app, roomy_manager)) as http:
         assert http.get("/work").text == "hello world"
         assert http.get("/missing").status_code == 404
         with pytest.raises(RuntimeError, match="handler failed"):
@@ -108,15 +96,15 @@ def test_middleware_passes_requests_and_times_them(low: MemoryManager, reader: I
 
 
 def test_middleware_refuses_at_critical_with_retry_after(
-        critical: MemoryManager, reader: InMemoryMetricReader) -> None:
+        critical_manager: MemoryManager, reader: InMemoryMetricReader) -> None:
     app = App()
-    health = make_wsgi_app(critical)
+    health = make_wsgi_app(critical_manager)
 
     def routed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         target = health if environ["PATH_INFO"].startswith("/health/") else app
         return target(environ, start_response)
 
-    with client(WSGIAdmissionMiddleware(routed, critical, retry_after_s=7)) as http:
+    with client(WSGIAdmissionMiddleware(routed, critical_manager, retry_after_s=7)) as http:
         refused = [http.get("/work") for _ in range(3)]
         health_answer = http.get(HEALTH_PATH)  # exempt: answered by the health app itself
     assert app.calls == 0
@@ -125,7 +113,7 @@ def test_middleware_refuses_at_critical_with_retry_after(
         assert answer.headers["retry-after"] == "7"
         assert answer.json() == {"error": "memory pressure is critical; retry later", "retry_after_s": 7}
     assert health_answer.status_code == 503 and health_answer.json()["status"] == "unhealthy"
-    assert critical.rejections == {ADMISSION_WSGI: 3}
+    assert critical_manager.rejections == {ADMISSION_WSGI: 3}
     assert durations(reader) == {("critical", 503): 4}
 
 
@@ -140,13 +128,13 @@ def test_admission_off_runs_the_app_at_critical(meter_provider: MeterProvider) -
     assert app.calls == 1 and manager.rejections == {}
 
 
-def test_middleware_arguments_are_checked(low: MemoryManager) -> None:
+def test_middleware_arguments_are_checked(roomy_manager: MemoryManager) -> None:
     with pytest.raises(TypeError, match="not a WSGI application"):
-        WSGIAdmissionMiddleware("app", low)  # type: ignore[arg-type]
+        WSGIAdmissionMiddleware("app", roomy_manager)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"retry_after_s=0; expected a whole number of seconds >= 1"):
-        WSGIAdmissionMiddleware(App(), low, retry_after_s=0)
+        WSGIAdmissionMiddleware(App(), roomy_manager, retry_after_s=0)
     # one string would otherwise exempt every path made of its characters, "/" included
     with pytest.raises(TypeError, match=r"exempt_paths='/metrics' is one string; expected a collection"):
-        WSGIAdmissionMiddleware(App(), low, exempt_paths="/metrics")
+        WSGIAdmissionMiddleware(App(), roomy_manager, exempt_paths="/metrics")
     with pytest.raises(ValueError, match=r"exempt_paths holds 'metrics'; expected paths starting with '/'"):
-        WSGIAdmissionMiddleware(App(), low, exempt_paths=("/health/memory", "metrics"))
+        WSGIAdmissionMiddleware(App(), roomy_manager, exempt_paths=("/health/memory", "metrics"))
