@@ -5,7 +5,7 @@ only the cyclic GC can free. The MemoryPressureManager (thread mode) sees HIGH, 
 gc.collect() and malloc_trim(0), and the metrics show what came back. A guarded function is
 then refused while pressure is critical.
 
-Run: python examples/pressure_response.py        (about 3 seconds)
+Run: python examples/pressure_response.py        (under a second)
 """
 
 from __future__ import annotations

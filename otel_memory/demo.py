@@ -45,7 +45,7 @@ class DemoOptions:
     duration_s: float = 0.0
     limit_mb: float | None = None
     leak: bool = True
-    leak_interval_s: float = 10.0
+    leak_interval_s: float = 2.5
 
 
 class LeakedRecord:
@@ -56,6 +56,7 @@ class LeakedRecord:
 
 
 _LEAKED: list[LeakedRecord] = []
+LEAK_CAP = 200_000
 
 
 def _providers(options: DemoOptions) -> tuple[MeterProvider, TracerProvider, InMemoryMetricReader, Any]:
@@ -108,6 +109,11 @@ def _total(values: dict[str, list[tuple[float, dict[str, Any]]]], spec: c.Metric
                if all(attributes.get(k) == w for k, w in where.items()))
 
 
+def _source(values: dict[str, list[tuple[float, dict[str, Any]]]]) -> str:
+    points = values.get(c.MEMORY_LIMIT.name, [])
+    return str(points[0][1].get(c.ATTR_LIMIT_SOURCE, "?")) if points else "?"
+
+
 def render_table(values: dict[str, list[tuple[float, dict[str, Any]]]]) -> str:
     """The compact table of key signals, from one collection of the demo's reader."""
     mb = 1024 * 1024
@@ -117,13 +123,14 @@ def render_table(values: dict[str, list[tuple[float, dict[str, Any]]]]) -> str:
     rows = [
         ("rss / peak", f"{_total(values, c.MEMORY_ALLOCATED) / mb:8.1f} / "
                        f"{_total(values, c.MEMORY_PEAK) / mb:.1f} MB"),
-        ("limit / utilization", f"{_total(values, c.MEMORY_LIMIT) / mb:8.0f} MB / "
+        ("limit / utilization", f"{_total(values, c.MEMORY_LIMIT) / mb:8.0f} MB ({_source(values)}) / "
                                 f"{_total(values, c.MEMORY_UTILIZATION):.1f} %"),
         ("pressure", ("LOW", "MODERATE", "HIGH", "CRITICAL")[min(max(level, 0), 3)]),
         ("gc collections / pause", f"{_total(values, c.CPYTHON_GC_COLLECTIONS):8.0f} / "
                                    f"{_total(values, c.MEMORY_GC_PAUSE_TIME) * 1000:.1f} ms"),
-        ("pool borrowed / size", f"{_total(values, c.MEMORY_POOL_BORROWED):8.0f} / "
-                                 f"{_total(values, c.MEMORY_POOL_SIZE):.0f}"),
+        ("pool borrows / size / max", f"{_total(values, c.MEMORY_POOL_BORROWS):8.0f} / "
+                                      f"{_total(values, c.MEMORY_POOL_SIZE):.0f} / "
+                                      f"{_total(values, c.MEMORY_POOL_MAX):.0f}"),
         ("cache hit ratio / entries", f"{(hits / requests if requests else 0.0):8.2f} / "
                                       f"{_total(values, c.MEMORY_CACHE_ENTRIES):.0f}"),
         ("cache bytes", f"{_total(values, c.MEMORY_CACHE_USAGE) / mb:8.2f} MB"),
@@ -149,7 +156,8 @@ def _workload(manager: MemoryManager, stop: threading.Event, options: DemoOption
         del batch
         if options.leak and time.monotonic() - last_leak >= options.leak_interval_s:
             last_leak = time.monotonic()
-            _LEAKED.extend(LeakedRecord(os.urandom(256)) for _ in range(2000))
+            if len(_LEAKED) < LEAK_CAP:   # a slow leak that stops after ~80 MB, about 8 minutes
+                _LEAKED.extend(LeakedRecord(os.urandom(256)) for _ in range(1000))
         stop.wait(0.002)
 
 
@@ -160,7 +168,7 @@ def run(options: DemoOptions, out: TextIO, *, ready: Callable[[int], None] | Non
     config = MemoryManagementConfig(
         monitor_config=MemoryLimitConfig(max_heap_mb=options.limit_mb,
                                          monitoring_interval_ms=max(100, int(options.interval_s * 500))),
-        leak_detection_interval_s=max(1.0, options.interval_s * 2))
+        leak_detection_interval_s=max(1.0, options.interval_s))
     manager = MemoryManager(config, meter_provider=meter_provider, tracer_provider=tracer_provider)
     manager.initialize()
     stop = threading.Event()
