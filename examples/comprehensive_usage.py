@@ -6,7 +6,7 @@ the trend, let the leak detector find a deliberate leak, and print the health JS
 read back from an in-memory reader so you can see what an exporter would send; set
 OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector as well.
 
-Run: python examples/comprehensive_usage.py        (about 5 seconds)
+Run: python examples/comprehensive_usage.py        (about a second)
 """
 
 from __future__ import annotations
@@ -48,14 +48,25 @@ class Session:
 LEAKED: list[Session] = []
 
 
-def readers() -> list[MetricReader]:
-    result: list[MetricReader] = []
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+def otlp(meter_readers: list[MetricReader], tracer_provider: TracerProvider) -> None:
+    """Export metrics and the leak-check spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        result.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-    return result
+    if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+    meter_readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
 
 
 def exported(reader: InMemoryMetricReader) -> dict[str, float]:
@@ -73,8 +84,10 @@ def exported(reader: InMemoryMetricReader) -> dict[str, float]:
 
 def main() -> None:
     reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader, *readers()])
+    readers: list[MetricReader] = [reader]
     tracer_provider = TracerProvider()
+    otlp(readers, tracer_provider)
+    meter_provider = MeterProvider(metric_readers=readers)
     config = MemoryManagementConfig(
         monitor_config=MemoryLimitConfig(max_heap_mb=4096, monitoring_interval_ms=200),
         enable_leak_detection=True, leak_detection_interval_s=3600)
