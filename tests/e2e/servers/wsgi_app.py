@@ -1,7 +1,8 @@
 """The WSGI app run by gunicorn in the e2e tests: health endpoints behind admission control.
 
 gunicorn's post_fork hook (gunicorn_conf.py) has already set up this worker's telemetry when
-the worker imports this module; ``init_worker()`` then returns it.
+the worker imports this module (the pattern of docs/workers.md; this server needs the telemetry,
+so it refuses to boot without it).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from otel_memory.web import WSGIAdmissionMiddleware, make_wsgi_app
-from otel_memory.workers import current_worker, init_worker
+from otel_memory.workers import current_worker
 
-telemetry = current_worker() or init_worker()
+telemetry = current_worker()
+if telemetry is None:
+    raise RuntimeError("the post_fork hook did not set up this worker's telemetry (see its warning)")
 health = make_wsgi_app(telemetry.manager)
 
 
