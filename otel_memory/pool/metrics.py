@@ -81,7 +81,7 @@ class ProviderInstruments:
             (catalog.MEMORY_POOL_LEAKED_BORROWS, lambda s: s.leaked_borrows),
         ]
         for spec, read in pool_specs:
-            self.instruments.observe(spec, self._pool_points(read))
+            self.instruments.observe(spec, self._points(self._pool_sources, catalog.ATTR_POOL_NAME, read))
         self.instruments.observe(catalog.MEMORY_POOL_DESTROYED, self._destroyed_points)
         db_specs: list[tuple[catalog.MetricSpec, Callable[[PoolStats], int]]] = [
             (catalog.DB_CLIENT_CONNECTION_MAX, lambda s: s.max_size),
@@ -91,7 +91,7 @@ class ProviderInstruments:
             (catalog.DB_CLIENT_CONNECTION_TIMEOUTS, lambda s: s.timeouts),
         ]
         for spec, read in db_specs:
-            self.instruments.observe(spec, self._db_points(read))
+            self.instruments.observe(spec, self._points(self._db_sources, catalog.ATTR_DB_POOL_NAME, read))
         self.instruments.observe(catalog.DB_CLIENT_CONNECTION_COUNT, self._db_count_points)
         self.wait_time = self.instruments.histogram(catalog.MEMORY_POOL_WAIT_TIME)
         self.create_time = self.instruments.histogram(catalog.MEMORY_POOL_CREATE_TIME)
@@ -142,10 +142,11 @@ class ProviderInstruments:
                 continue
             yield stats
 
-    def _pool_points(self, read: Callable[[PoolStats], int]) -> Callable[[], Points]:
+    def _points(self, sources: weakref.WeakSet[MetricSource], name_attribute: str,
+                read: Callable[[PoolStats], int]) -> Callable[[], Points]:
+        """One point per pool of ``sources``: ``read(stats)``, labelled with the pool's name."""
         def points() -> Points:
-            return [(read(s), {catalog.ATTR_POOL_NAME: s.name})
-                    for s in self._snapshots(self._pool_sources)]
+            return [(read(s), {name_attribute: s.name}) for s in self._snapshots(sources)]
 
         return points
 
@@ -156,13 +157,6 @@ class ProviderInstruments:
                 result.append((count, {catalog.ATTR_POOL_NAME: stats.name,
                                        catalog.ATTR_POOL_DESTROY_REASON: reason}))
         return result
-
-    def _db_points(self, read: Callable[[PoolStats], int]) -> Callable[[], Points]:
-        def points() -> Points:
-            return [(read(s), {catalog.ATTR_DB_POOL_NAME: s.name})
-                    for s in self._snapshots(self._db_sources)]
-
-        return points
 
     def _db_count_points(self) -> Points:
         result: list[tuple[float | None, Attributes]] = []
