@@ -111,8 +111,10 @@ def test_large_containers_are_sampled_and_extrapolated() -> None:
     assert abs(estimate_size(mapping) - exact) <= 0.02 * exact
 
 
+# Ids from 1000: pympler counts the interpreter's cached small ints (0-256), which tracemalloc
+# never sees allocated, and that alone put a 20-person record 14% apart (flaky at the 15% bound).
 @pytest.mark.parametrize("build", [
-    lambda: json.loads(json.dumps({"people": [{"id": i, "name": f"person {i}"} for i in range(20)]})),
+    lambda: json.loads(json.dumps({"people": [{"id": 1000 + i, "name": f"person {i}"} for i in range(20)]})),
     lambda: {f"key-{i}": f"value-{i}" * 10 for i in range(300)},
 ])
 def test_deep_size_follows_the_whole_graph(build: Any) -> None:
