@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .census import TypeTotal
+
 
 @dataclass(frozen=True)
 class LeakSuspect:
@@ -81,18 +83,9 @@ class ProcessGrowth:
         }
 
 
-@dataclass(frozen=True)
-class SummaryRow:
-    """One row of a deeper look (a pympler summary): type name, objects, bytes.
-
-    Example::
-
-        SummaryRow("str", 120_000, 9_800_000)
-    """
-
-    type_name: str
-    count: int
-    size: int
+# One row of a deeper look (a pympler summary): type name, objects, bytes, the same triple a
+# census keeps per type. Example: SummaryRow("str", 120_000, 9_800_000)
+SummaryRow = TypeTotal
 
 
 @dataclass(frozen=True)
