@@ -39,6 +39,8 @@ ATTR_CACHE_NAME = "cache.name"
 ATTR_CACHE_RESULT = "cache.result"
 ATTR_CACHE_EVICTION_REASON = "cache.eviction.reason"
 ATTR_CACHE_LOAD_RESULT = "cache.load.result"
+ATTR_LEAK_KIND = "memory.leak.kind"
+ATTR_LEAK_ALERT_REASON = "memory.leak.alert.reason"
 
 # Bucket boundaries in seconds. The SDK's default buckets are made for milliseconds.
 PAUSE_BUCKETS_S: tuple[float, ...] = (
@@ -492,13 +494,18 @@ MEMORY_TREND_AVERAGE = MetricSpec(
     "Rolling average of usage over the trend window.", Group.LEAK,
 )
 MEMORY_LEAK_SUSPECTS = MetricSpec(
-    "memory.leak.suspects", Instrument.OBSERVABLE_GAUGE, "{type}",
-    "Types currently suspected of leaking.", Group.LEAK,
-    meaning="Types whose count or bytes set new peaks over several heap censuses.",
+    "memory.leak.suspects", Instrument.OBSERVABLE_GAUGE, "{suspect}",
+    "Current leak suspects, by kind (type, container, native, floor).", Group.LEAK,
+    (ATTR_LEAK_KIND,),
+    meaning="type: a type whose count or bytes set new peaks over several heap censuses; "
+            "container: one dict/list/set whose length does; native: resident memory the "
+            "Python heap does not account for, growing; floor: a type whose floor rises "
+            "under churn of its own kind.",
 )
 MEMORY_LEAK_SUSPECTS_DETECTED = MetricSpec(
-    "memory.leak.suspects.detected", Instrument.OBSERVABLE_COUNTER, "{type}",
-    "Leak suspects found: counted each time a type becomes one (again after going stale).", Group.LEAK,
+    "memory.leak.suspects.detected", Instrument.OBSERVABLE_COUNTER, "{suspect}",
+    "Leak suspects found, by kind: counted each time one appears (again after going stale).",
+    Group.LEAK, (ATTR_LEAK_KIND,),
 )
 MEMORY_LEAK_GROWTH_RATE = MetricSpec(
     "memory.leak.growth_rate", Instrument.OBSERVABLE_GAUGE, "By/s",
@@ -518,9 +525,23 @@ MEMORY_LEAK_OBJECTS_SCANNED = MetricSpec(
 )
 MEMORY_LEAK_PROCESS_GROWTH_ALERT = MetricSpec(
     "memory.leak.process_growth_alert", Instrument.OBSERVABLE_GAUGE, "{alert}",
-    "1 while usage grew more than leak_detection_threshold_mb over the trend window, else 0.",
+    "1 while usage grew more than leak_detection_threshold_mb over the trend window (reason "
+    "total) or faster than leak_growth_mb_per_hour over a full window (reason rate), else 0.",
+    Group.LEAK, (ATTR_LEAK_ALERT_REASON,),
+    meaning="A process-level leak alert, raised before (or without) any type being blamed; "
+            "one point per reason.",
+)
+MEMORY_LEAK_NATIVE_SIZE = MetricSpec(
+    "memory.leak.native.size", Instrument.OBSERVABLE_GAUGE, "By",
+    "Resident memory the Python heap does not account for: RSS minus the census's bytes minus "
+    "malloc's retained free bytes.", Group.LEAK,
+    meaning="Interpreter, libraries and C extensions' own memory; steady growth is a native leak.",
+)
+MEMORY_MALLOC_RETAINED = MetricSpec(
+    "memory.malloc.retained", Instrument.OBSERVABLE_GAUGE, "By",
+    "Freed memory glibc malloc keeps in its arenas (mallinfo2 fordblks); malloc_trim returns most.",
     Group.LEAK,
-    meaning="A process-level leak alert, raised before (or without) any type being blamed.",
+    meaning="Growth here is retention, not a leak. Only where glibc is the allocator.",
 )
 
 # Spans and span attributes of the leak detector (not metrics; defined here so names live once).

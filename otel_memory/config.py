@@ -126,6 +126,8 @@ class MemoryManagementConfig:
     enable_leak_detection: bool = True
     leak_detection_threshold_mb: float = 100
     leak_detection_interval_s: float = 60.0
+    leak_growth_mb_per_hour: float = 50.0
+    enable_leak_attribution: bool = False
     enable_tracemalloc: bool = False
     enable_uss: bool = False
     enable_admission_control: bool = True
@@ -137,11 +139,12 @@ class MemoryManagementConfig:
                 f"monitor_config={type(self.monitor_config).__name__} is not a MemoryLimitConfig")
         for name in ("database_connection_pool_size", "llm_client_pool_size", "http_client_pool_size"):
             _integer(name, getattr(self, name))
-        for name in ("enable_object_pooling", "enable_leak_detection", "enable_tracemalloc",
-                     "enable_uss", "enable_admission_control"):
+        for name in ("enable_object_pooling", "enable_leak_detection", "enable_leak_attribution",
+                     "enable_tracemalloc", "enable_uss", "enable_admission_control"):
             _flag(name, getattr(self, name))
         _number("leak_detection_threshold_mb", self.leak_detection_threshold_mb)
         _number("leak_detection_interval_s", self.leak_detection_interval_s)
+        _number("leak_growth_mb_per_hour", self.leak_growth_mb_per_hour, allow_zero=True)
         _number("gc_min_interval_s", self.gc_min_interval_s, allow_zero=True)
 
     @classmethod
@@ -184,7 +187,7 @@ def _parse(variable: str, raw: str, kind: type) -> Any:
         raise ConfigError(f"{variable}={raw!r} is not a number; expected a number{unit}") from None
 
 
-_UNITS = {"_MB": " of megabytes", "_MS": " of milliseconds", "_S": " of seconds", "_SIZE": " of objects"}
+_UNITS = {"_MB_PER_HOUR": " of megabytes per hour", "_MB": " of megabytes", "_MS": " of milliseconds", "_S": " of seconds", "_SIZE": " of objects"}
 
 
 # variable -> (which dataclass, field, type)
@@ -204,6 +207,8 @@ ENVIRONMENT: dict[str, tuple[str, str, type]] = {
     "MEMORY_ENABLE_LEAK_DETECTION": ("top", "enable_leak_detection", bool),
     "MEMORY_LEAK_THRESHOLD_MB": ("top", "leak_detection_threshold_mb", float),
     "MEMORY_LEAK_INTERVAL_S": ("top", "leak_detection_interval_s", float),
+    "MEMORY_LEAK_GROWTH_MB_PER_HOUR": ("top", "leak_growth_mb_per_hour", float),
+    "MEMORY_LEAK_ATTRIBUTION": ("top", "enable_leak_attribution", bool),
     "MEMORY_ENABLE_TRACEMALLOC": ("top", "enable_tracemalloc", bool),
     "MEMORY_ENABLE_USS": ("top", "enable_uss", bool),
     "MEMORY_ENABLE_ADMISSION_CONTROL": ("top", "enable_admission_control", bool),

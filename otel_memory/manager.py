@@ -193,7 +193,9 @@ class MemoryManager:
             self._leak_detector = LeakDetector(
                 meter_provider=self.meter_provider, tracer_provider=self.tracer_provider,
                 interval_s=self.config.leak_detection_interval_s,
-                threshold_bytes=int(self.config.leak_detection_threshold_mb * MB), manager=self)
+                threshold_bytes=int(self.config.leak_detection_threshold_mb * MB), manager=self,
+                growth_rate_bytes_per_s=self.config.leak_growth_mb_per_hour * MB / 3600,
+                attribute_allocations=self.config.enable_leak_attribution)
             self._leak_detector.start()
         except Exception as error:  # noqa: BLE001 - one capability failing must not stop the rest
             self._leak_detector = None

@@ -18,6 +18,7 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class MemoryTrend(enum.Enum):
@@ -50,6 +51,31 @@ class TrendReport:
     growth_over_window_bytes: float
     samples: int
     window_s: float
+    """Time between the oldest and newest samples."""
+    configured_window_s: float = 0.0
+    """The window the tracker keeps (``window_s`` reaches it once the window is full)."""
+
+    @property
+    def full(self) -> bool:
+        """True once the samples span (nearly) the whole configured window."""
+        return self.configured_window_s > 0 and self.window_s >= 0.9 * self.configured_window_s
+
+
+class TrendSource(Protocol):
+    """What reads a memory trend (the MemoryManager is one), without importing it.
+
+    Example::
+
+        def growth(source: TrendSource) -> float:
+            return source.get_memory_trend().growth_bytes_per_s if source.initialized else 0.0
+    """
+
+    @property
+    def initialized(self) -> bool:
+        """True once the source has samples to report."""
+
+    def get_memory_trend(self) -> TrendReport:
+        """The trend over the source's window."""
 
 
 class TrendTracker:
@@ -103,7 +129,7 @@ class TrendTracker:
             peak = self._peak
         count = len(samples)
         if count == 0:
-            return TrendReport(MemoryTrend.STABLE, 0.0, 0.0, peak, 0.0, 0, 0.0)
+            return TrendReport(MemoryTrend.STABLE, 0.0, 0.0, peak, 0.0, 0, 0.0, self.window_s)
         mean_t = sum(t for t, _ in samples) / count
         mean_u = sum(u for _, u in samples) / count
         span = samples[-1][0] - samples[0][0]
@@ -116,4 +142,4 @@ class TrendTracker:
             trend = MemoryTrend.STABLE
         else:
             trend = MemoryTrend.INCREASING if growth > 0 else MemoryTrend.DECREASING
-        return TrendReport(trend, slope, mean_u, peak, growth, count, span)
+        return TrendReport(trend, slope, mean_u, peak, growth, count, span, self.window_s)

@@ -18,6 +18,7 @@ from otel_memory import catalog as c
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.leak import LeakDetector, RankingPolicy
 from otel_memory.leak.census import type_name
+from otel_memory.leak.report import KINDS
 from otel_memory.manager import MemoryManager
 from tests.conftest import collect, points
 
@@ -81,17 +82,26 @@ def test_a_growing_type_is_reported_spanned_measured_and_logged_without_values(
 
     metrics = collect(reader)
     assert points(metrics, c.MEMORY_LEAK_CHECKS.name) == [(4, {})]
-    assert points(metrics, c.MEMORY_LEAK_SUSPECTS.name) == [(len(report.suspects), {})]
-    assert points(metrics, c.MEMORY_LEAK_SUSPECTS_DETECTED.name)[0][0] >= 1
+    by_kind = {attributes[c.ATTR_LEAK_KIND]: value
+               for value, attributes in points(metrics, c.MEMORY_LEAK_SUSPECTS.name)}
+    assert by_kind == {kind: len(report.of_kind(kind)) for kind in KINDS}
+    assert sum(by_kind.values()) == len(report.suspects) and by_kind["type"] >= 1
+    detected = {attributes[c.ATTR_LEAK_KIND]: value
+                for value, attributes in points(metrics, c.MEMORY_LEAK_SUSPECTS_DETECTED.name)}
+    assert detected["type"] >= 1
     assert points(metrics, c.MEMORY_LEAK_OBJECTS_SCANNED.name) == [(report.objects_scanned, {})]
     assert points(metrics, c.MEMORY_LEAK_CHECK_DURATION.name)[0][0] == pytest.approx(report.duration_s)
     assert points(metrics, c.MEMORY_LEAK_GROWTH_RATE.name)[0][0] == pytest.approx(
         report.growth_bytes_per_s)
 
-    warnings = [r.getMessage() for r in caplog.records if type_name(Credential) in r.getMessage()]
+    start = f"Potential memory leak: type {type_name(Credential)} grew by 3000 objects"
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith(start)]
     assert len(warnings) == 1     # once, when it became a suspect
-    assert warnings[0].startswith(f"Potential memory leak: {type_name(Credential)} grew by 3000 objects")
-    assert warnings[0].endswith("over 3 snapshots")   # 2 peaks score 0.75 < 0.8
+    assert "over 3 snapshots" in warnings[0]   # 2 peaks score 0.75 < 0.8
+    # the list holding them grew too: a container suspect naming the item type
+    containers = report.of_kind("container")
+    assert [(s.type_name, s.item_type) for s in containers] == [("list", type_name(Credential))]
+    assert by_type["list"][c.ATTR_LEAK_KIND] == "container"
 
     everything = json.dumps(report.to_json_dict()) + " ".join(r.getMessage() for r in caplog.records)
     everything += repr([(s.attributes, [e.attributes for e in s.events]) for s in finished])
@@ -158,7 +168,9 @@ def test_growth_of_the_process_past_the_threshold_is_an_alert_before_any_type_is
         assert first.suspects == []
         assert first.deep_summary and first.deep_summary[0].size >= first.deep_summary[-1].size
         assert second.deep_summary == ()                      # rate-limited
-        assert points(collect(reader), c.MEMORY_LEAK_PROCESS_GROWTH_ALERT.name) == [(1, {})]
+        assert points(collect(reader), c.MEMORY_LEAK_PROCESS_GROWTH_ALERT.name) == [
+            (1, {c.ATTR_LEAK_ALERT_REASON: "total"}), (0, {c.ATTR_LEAK_ALERT_REASON: "rate"})]
+        assert first.process_growth.reason == "total"
         events = [e for e in exporter.get_finished_spans()[0].events
                   if e.name == c.EVENT_LEAK_PROCESS_GROWTH]
         assert events[0].attributes[c.ATTR_LEAK_PROCESS_GROWTH_PREFIX + "threshold_bytes"] == 100 * MB

@@ -25,7 +25,8 @@ def test_the_report_is_json_with_only_names_numbers_and_sites() -> None:
     data = json.loads(json.dumps(report.to_json_dict()))
     assert data["suspects"][0] == {
         "type_name": "app.A", "count_delta": 10, "size_delta": 1000, "growth_bytes_per_s": 12.5,
-        "score": 0.875, "snapshots": 6, "count": 50, "size": 5000, "allocation_site": "app/a.py:3"}
+        "score": 0.875, "snapshots": 6, "count": 50, "size": 5000, "allocation_site": "app/a.py:3",
+        "kind": "type", "holder": None, "item_type": None, "attribute": None}
     assert data["new_suspects"] == ["app.A"] and data["check_number"] == 7
     assert data["growth_bytes_per_s"] == 12.5            # a shrinking suspect adds nothing
     assert data["process_growth"]["alert"] is True and data["deep_summary"][0]["type_name"] == "str"

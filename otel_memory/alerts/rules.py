@@ -23,6 +23,8 @@ SEVERITIES = ("critical", "warning", "info")
 GROUP_NAME = "otel-memory"
 
 _TARGET = "job, instance"
+_KIND = label(c.ATTR_LEAK_KIND)
+_REASON = label(c.ATTR_LEAK_ALERT_REASON)
 _WHO = "{{ $labels.job }} {{ $labels.instance }}"
 _POOL = label(c.ATTR_POOL_NAME)
 _DB_POOL = label(c.ATTR_DB_POOL_NAME)
@@ -170,10 +172,18 @@ def _cache_and_leak_rules(q: PromQL) -> list[AlertRule]:
                   f"Cache {{{{ $labels.{_CACHE} }}}} of {_WHO} answers only "
                   "{{ $value | humanizePercentage }} of lookups while evicting more than one entry per "
                   "ten lookups; it is too small for its working set.", "cache-thrashing"),
-        AlertRule("LeakSuspected", f"max by ({_TARGET}) ({q.name(c.MEMORY_LEAK_SUSPECTS)}) > 0",
+        AlertRule("LeakSuspected",
+                  f"sum by ({_TARGET}, {_KIND}) ({q.name(c.MEMORY_LEAK_SUSPECTS)}) > 0",
                   900, "warning", "The leak detector suspects a memory leak.",
-                  f"{{{{ $value | humanize }}}} types in {_WHO} have kept growing to new peaks for 15 "
-                  "minutes.", "memory-leak-suspected"),
+                  f"{{{{ $value | humanize }}}} leak suspects of kind {{{{ $labels.{_KIND} }}}} "
+                  f"(type, container, native or floor) in {_WHO} have kept growing for 15 minutes.",
+                  "memory-leak-suspected"),
+        AlertRule("LeakProcessGrowth",
+                  f"max by ({_TARGET}, {_REASON}) ({q.name(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT)}) > 0",
+                  600, "warning", "The process keeps growing past the leak detector's thresholds.",
+                  f"{_WHO} has grown past its leak threshold (reason {{{{ $labels.{_REASON} }}}}: "
+                  "total growth over the trend window, or a sustained rate per hour) for 10 minutes.",
+                  "memory-leak-process-growth"),
         AlertRule("GcUncollectableGrowing",
                   f"sum by ({_TARGET}) ({q.increase(c.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, '30m')}) > 0",
                   900, "warning", "Uncollectable objects are accumulating in gc.garbage.",

@@ -71,6 +71,8 @@ def _with(base: dict[str, str], **more: str) -> tuple[tuple[str, str], ...]:
 _HIT = label(c.ATTR_CACHE_RESULT)
 _GEN2 = _l(**{label(c.ATTR_GC_GENERATION): "2"})
 _REASON = label(c.ATTR_CACHE_EVICTION_REASON)
+_KIND = label(c.ATTR_LEAK_KIND)
+_ALERT = label(c.ATTR_LEAK_ALERT_REASON)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("PressureCritical", "critical pressure for 10 minutes fires after 2",
@@ -148,10 +150,20 @@ SCENARIOS: tuple[Scenario, ...] = (
               Series(c.MEMORY_CACHE_EVICTIONS, "0+80x30", _l(**{label(c.ATTR_CACHE_NAME): "tokens",
                                                                _REASON: "explicit"}))),
              silent_at=(20,)),
-    Scenario("LeakSuspected", "two suspects for 20 minutes",
-             (Series(c.MEMORY_LEAK_SUSPECTS, "0 2x20"),), silent_at=(15,), fires_at=16, value="2"),
-    Scenario("LeakSuspected", "no suspects",
-             (Series(c.MEMORY_LEAK_SUSPECTS, "0x30"),), silent_at=(20,)),
+    Scenario("LeakSuspected", "two native suspects for 20 minutes, none of the other kinds",
+             (Series(c.MEMORY_LEAK_SUSPECTS, "0 2x20", _l(**{_KIND: "native"})),
+              Series(c.MEMORY_LEAK_SUSPECTS, "0x21", _l(**{_KIND: "type"}))),
+             silent_at=(15,), fires_at=16, value="2", labels=(( _KIND, "native"),)),
+    Scenario("LeakSuspected", "no suspects of any kind",
+             (Series(c.MEMORY_LEAK_SUSPECTS, "0x30", _l(**{_KIND: "container"})),
+              Series(c.MEMORY_LEAK_SUSPECTS, "0x30", _l(**{_KIND: "floor"}))), silent_at=(20,)),
+    Scenario("LeakProcessGrowth", "a sustained growth rate for 15 minutes",
+             (Series(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, "0 1x15", _l(**{_ALERT: "rate"})),
+              Series(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, "0x16", _l(**{_ALERT: "total"}))),
+             silent_at=(10,), fires_at=11, value="1", labels=((_ALERT, "rate"),)),
+    Scenario("LeakProcessGrowth", "growth that stops after 5 minutes",
+             (Series(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, "0 1x5 0x20", _l(**{_ALERT: "total"})),),
+             silent_at=(8, 20)),
     Scenario("GcUncollectableGrowing", "three uncollectable objects a minute",
              (Series(c.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, "0+3x30", _GEN2),),
              silent_at=(15,), fires_at=16, value="48"),

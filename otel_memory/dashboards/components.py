@@ -17,6 +17,8 @@ _INSTANCE = "instance"
 _POOL = label(c.ATTR_POOL_NAME)
 _DB_POOL = label(c.ATTR_DB_POOL_NAME)
 _CACHE = label(c.ATTR_CACHE_NAME)
+_LEAK_KIND = label(c.ATTR_LEAK_KIND)
+_ALERT_REASON = label(c.ATTR_LEAK_ALERT_REASON)
 _GROWTH_MAPPINGS = [{"type": "value", "options": {
     "0": {"text": "normal", "color": "green", "index": 0},
     "1": {"text": "growing", "color": "red", "index": 1},
@@ -169,18 +171,21 @@ def leak_panels(q: PromQL) -> list[core.Panel]:
     layout = Layout()
     layout.row("Leak detection")
     layout.add(
-        stat("Leak suspects now", "Types currently suspected of leaking.", "short",
-             [_gauge(q, c.MEMORY_LEAK_SUSPECTS, "")], width=8),
+        stat("Leak suspects now", "Current leak suspects of every kind: types, containers, "
+             "floors under churn and native memory.", "short",
+             [target(f"sum by ({_INSTANCE}) ({q.select(c.MEMORY_LEAK_SUSPECTS)})", legend())],
+             width=8),
         stat("Growth of the suspects", "Combined growth rate of the current leak suspects.", "Bps",
              [_gauge(q, c.MEMORY_LEAK_GROWTH_RATE, "")], width=8),
         stat("Usage growth", "Growth of usage over the trend window (least-squares slope).", "Bps",
              [_gauge(q, c.MEMORY_TREND_GROWTH_RATE, "")], width=8),
-        timeseries("Leak suspects over time", "Types suspected of leaking, and new suspects found "
-                   "per rate interval.", "short", [
-                       _gauge(q, c.MEMORY_LEAK_SUSPECTS, "suspects"),
-                       target(f"sum by ({_INSTANCE}) "
+        timeseries("Leak suspects by kind", "Suspects by kind (type: a type's objects; container: "
+                   "one dict/list/set; floor: a type's long-lived objects under churn; native: "
+                   "memory outside the Python heap), and new suspects per rate interval.", "short", [
+                       _gauge(q, c.MEMORY_LEAK_SUSPECTS, "", _LEAK_KIND),
+                       target(f"sum by ({_by(_LEAK_KIND)}) "
                               f"({q.increase(c.MEMORY_LEAK_SUSPECTS_DETECTED, q.rate_window)})",
-                              legend(text="new suspects")),
+                              legend(_LEAK_KIND, text="new")),
                    ]),
         timeseries("Growth rate", "Growth rate of the leak suspects beside the growth of usage over "
                    "the trend window.", "Bps", [
@@ -197,9 +202,18 @@ def leak_panels(q: PromQL) -> list[core.Panel]:
                    "growth is a leak the type census also sees.", "short",
                    [target(f"sum by ({_INSTANCE}) "
                            f"({q.increase(c.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, q.rate_window)})", legend())]),
+        timeseries("Native memory", "Resident memory the Python heap does not account for (RSS "
+                   "minus the census's bytes minus malloc's retained free bytes), beside the freed "
+                   "memory malloc keeps for reuse. A native gap that keeps rising is a leak in C; "
+                   "retained memory is not.", "bytes", [
+                       _gauge(q, c.MEMORY_LEAK_NATIVE_SIZE, "native"),
+                       _gauge(q, c.MEMORY_MALLOC_RETAINED, "malloc retained"),
+                   ], width=12),
         timeseries("Process growth alert", "1 while usage grew more than leak_detection_threshold_mb "
-                   "over the trend window, before or without any type being blamed; else 0.", "none",
-                   [_gauge(q, c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, "")], mappings=_GROWTH_MAPPINGS,
-                   line_interpolation="stepAfter", min_value=0, max_value=1),
+                   "over the trend window (total) or faster than leak_growth_mb_per_hour over a full "
+                   "window (rate), before or without any suspect; else 0.", "none",
+                   [_gauge(q, c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, "", _ALERT_REASON)],
+                   mappings=_GROWTH_MAPPINGS, line_interpolation="stepAfter", min_value=0,
+                   max_value=1, width=12),
     )
     return layout.panels

@@ -30,10 +30,10 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import compress
 
-from .census import type_name
+from ._names import type_name
 
 _SAMPLES_PER_TYPE = 200
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -69,7 +69,7 @@ class AllocationAttributor:
         self._started_at: float | None = None
         self._last_began: float | None = None
         self._we_started = False
-        self._types: tuple[str, ...] = ()
+        self._lookups: dict[str, str | None] = {}
 
     @property
     def active(self) -> bool:
@@ -83,15 +83,18 @@ class AllocationAttributor:
         now = time.monotonic() if now is None else now
         return max(0.0, self._started_at + self.window_s - now)
 
-    def begin(self, type_names: Iterable[str]) -> bool:
-        """Open a window for ``type_names``; False when one is open or it is too soon."""
+    def begin(self, suspects: Iterable[str] | Mapping[str, str | None]) -> bool:
+        """Open a window for ``suspects``: type names, or {suspect key: type name whose objects
+        to look up, or None for "where most memory grew"}; False when a window is open or it
+        is too soon."""
         now = time.monotonic()
         if self._started_at is not None:
             return False
         if self._last_began is not None and now - self._last_began < self.min_interval_s:
             return False
-        self._types = tuple(type_names)
-        if not self._types:
+        self._lookups = (dict(suspects) if isinstance(suspects, Mapping)
+                         else {name: name for name in suspects})
+        if not self._lookups:
             return False
         self._we_started = not tracemalloc.is_tracing()
         if self._we_started:
@@ -100,14 +103,17 @@ class AllocationAttributor:
         return True
 
     def finish(self) -> dict[str, str]:
-        """Close the window: {type name: "path:line"} for the types whose site was found."""
+        """Close the window: {suspect key (or type name): "path:line"} for those whose site
+        was found."""
         if self._started_at is None:
             return {}
         try:
             if not tracemalloc.is_tracing():
                 return {}
-            sites = _sites_by_object(self._types)
-            missing = [name for name in self._types if name not in sites]
+            by_type = _sites_by_object(tuple({name for name in self._lookups.values() if name}))
+            sites = {key: by_type[name] for key, name in self._lookups.items()
+                     if name is not None and name in by_type}
+            missing = [key for key in self._lookups if key not in sites]
             if missing and self._we_started:
                 site = _largest_surviving_site()
                 if site is not None:

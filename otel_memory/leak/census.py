@@ -18,6 +18,9 @@ references read in slices with pauses between, so that it does not turn into one
 The one step that cannot be split is ``gc.get_objects()`` itself: one C call, about 10-15 ms
 per million tracked objects (see benchmarks/bench_leak.py).
 
+Automatic garbage collection is held off while a census runs (it would untrack tuples and
+dicts already counted, which would then be counted twice).
+
 Only aggregates are kept: the snapshot holds type names, counts and sizes, never an object.
 The list of objects is consumed from its end while walking, so the census stops holding each
 chunk of objects as soon as it is counted. An object whose ``__sizeof__`` fails counts with
@@ -35,19 +38,26 @@ Example::
 from __future__ import annotations
 
 import gc
+import operator
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import compress, filterfalse
+from dataclasses import dataclass, field
+from itertools import compress, filterfalse, repeat
+from operator import is_
 
 from pympler import summary
+
+from ._names import type_name
+from .containers import MIN_CONTAINER_BYTES, ContainerSample, ContainerTally
 
 DEFAULT_CHUNK_SIZE = 5_000
 
 # pympler summary rows: [type name, object count, total bytes]
 SummaryRows = list[list[object]]
+# Sees each chunk of objects and their types while a census walks (must not keep them).
+ChunkVisitor = Callable[[list[object], list[type]], None]
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,15 @@ class HeapSnapshot:
     heap_bytes: int
     duration_s: float
     cpu_s: float
+    held: dict[tuple[str, str], TypeTotal] = field(default_factory=dict)
+    """Untracked items by (item type, holder): ``("str", "list")`` counts the strings held
+    directly by lists (see ``census.holder_name``)."""
+    containers: tuple[ContainerSample, ...] = ()
+    """The largest containers, largest first (containers.py)."""
+
+    def holders_of(self, name: str) -> dict[str, TypeTotal]:
+        """How the untracked items of type ``name`` are held: {holder: totals}."""
+        return {holder: total for (item, holder), total in self.held.items() if item == name}
 
     def summary(self) -> SummaryRows:
         """The snapshot as pympler summary rows (``pympler.summary.print_`` can show them)."""
@@ -126,62 +145,111 @@ class SnapshotDiff:
         return sum(row.count_delta for row in self.rows)
 
 
-def type_name(kind: type) -> str:
-    """The name pympler gives a type: ``dict`` for builtins, ``module.Qualname`` otherwise."""
-    module = getattr(kind, "__module__", None)
-    qualname = getattr(kind, "__qualname__", None)
-    if not isinstance(qualname, str):
-        qualname = kind.__name__
-    if not isinstance(module, str) or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
-
-
 def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
-                pause: Callable[[float], None] = time.sleep) -> HeapSnapshot:
+                pause: Callable[[float], None] = time.sleep,
+                visit: ChunkVisitor | None = None) -> HeapSnapshot:
     """Count every tracked object, and the untracked ones they hold, by type, in chunks.
 
-    ``pause(0)`` runs between chunks; it releases the GIL so other threads run.
+    ``pause(0)`` runs between chunks; it releases the GIL so other threads run. ``visit``, when
+    given, sees each chunk and the types of its objects (the survival sampler uses it); it must
+    not keep the chunk.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r}; expected a positive int")
     started = time.perf_counter()
     cpu_started = time.thread_time()
-    pairs: Counter[tuple[type, int]] = Counter()
+    tally = _Tally(chunk_size, pause)
+    # A collection in the middle of the census would untrack tuples and dicts it already
+    # counted as tracked, and they would be counted again as untracked items: automatic
+    # collection waits until the census is done (an explicit gc.collect() still runs).
+    was_enabled = gc.isenabled()
+    gc.disable()
     objects = gc.get_objects()
+    tally.containers = ContainerTally(exclude=(objects, tally.pairs, tally.held))
     scanned = len(objects)
     try:
         while objects:
             pause(0)
             chunk = objects[-chunk_size:]
             del objects[-chunk_size:]
-            scanned += _count_chunk(chunk, pairs, chunk_size, pause)
-            del chunk
+            types = list(map(type, chunk))
+            scanned += _count_chunk(chunk, types, tally, pause)
+            if visit is not None:
+                visit(chunk, types)
+            del chunk, types
     finally:
         del objects
-    totals = _totals(pairs.items())
+        if was_enabled:
+            gc.enable()
+    totals = _totals(tally.pairs.items())
     heap_bytes = sum(total.size for total in totals.values())
     return HeapSnapshot(
         taken_at=time.monotonic(), totals=totals, objects_scanned=scanned, heap_bytes=heap_bytes,
-        duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started)
+        duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started,
+        held=_held(tally.held.items()), containers=tally.containers.largest())
 
 
-def _count_chunk(chunk: list[object], pairs: Counter[tuple[type, int]], chunk_size: int,
+class _Tally:
+    """What a census counts while it walks: (type, size) pairs, untracked items by holder,
+    and the largest containers."""
+
+    __slots__ = ("big", "containers", "held", "pairs", "pause")
+
+    def __init__(self, chunk_size: int, pause: Callable[[float], None]) -> None:
+        self.pause = pause
+        self.pairs: Counter[tuple[type, int]] = Counter()
+        self.held: Counter[tuple[str, type, int]] = Counter()
+        self.containers = ContainerTally()
+        self.big = 8 * chunk_size     # bytes of a container holding about chunk_size references
+
+
+def _count_chunk(chunk: list[object], types: list[type], tally: _Tally,
                  pause: Callable[[float], None]) -> int:
     """Count a chunk and the untracked objects it holds; how many of those there were."""
     sizes = _sizes(chunk)
     # (type, size) pairs are counted in C; a type has few distinct sizes.
-    pairs.update(zip(map(type, chunk), sizes, strict=True))
-    big = 8 * chunk_size     # bytes of a container holding about chunk_size references
+    tally.pairs.update(zip(types, sizes, strict=True))
+    tally.containers.add(chunk, types, sizes)
+    big = tally.big
     if max(sizes, default=0) <= big:
-        return _count_untracked(gc.get_referents(*chunk), pairs)
+        return _count_untracked_by_holder(chunk, types, tally)
     # A huge container (a list of a million items) would make one get_referents() call as
     # long as the whole census: its references are read in slices, with pauses between.
-    scanned = _count_untracked(gc.get_referents(*compress(chunk, map(big.__ge__, sizes))), pairs)
+    small = list(map(big.__ge__, sizes))
+    scanned = _count_untracked_by_holder(list(compress(chunk, small)),
+                                         list(compress(types, small)), tally)
     for container in compress(chunk, map(big.__lt__, sizes)):
-        for part in _referents_in_slices(container, chunk_size):
-            scanned += _count_untracked(part, pairs)
+        holder = holder_name(type(container))
+        for part in _referents_in_slices(container, big // 8):
+            scanned += _count_untracked(part, holder, tally)
             pause(0)
+    return scanned
+
+
+def holder_name(kind: type) -> str:
+    """The holder an untracked item is counted under: a builtin container's name, else
+    ``object`` (the attributes of instances, closures, frames, ...)."""
+    return _HOLDERS.get(kind, "object")
+
+
+_HOLDERS: dict[type, str] = {list: "list", dict: "dict", tuple: "tuple", set: "set",
+                             frozenset: "frozenset", deque: "collections.deque"}
+
+
+def _count_untracked_by_holder(chunk: list[object], types: list[type], tally: _Tally) -> int:
+    """Untracked referents of the chunk, counted per holder type (builtin containers one by
+    one, everything else as ``object``)."""
+    scanned = 0
+    rest = [True] * len(chunk)
+    present = set(types)
+    for kind, holder in _HOLDERS.items():
+        if kind not in present:
+            continue
+        mask = list(map(is_, types, repeat(kind)))
+        scanned += _count_untracked(gc.get_referents(*compress(chunk, mask)), holder, tally)
+        rest = list(map(operator.and_, rest, map(operator.not_, mask)))
+    if len(present - _HOLDERS.keys()):
+        scanned += _count_untracked(gc.get_referents(*compress(chunk, rest)), "object", tally)
     return scanned
 
 
@@ -204,13 +272,29 @@ def _referents_in_slices(container: object, size: int) -> Iterator[list[object]]
             yield items[start:start + size]
 
 
-def _count_untracked(referents: list[object], pairs: Counter[tuple[type, int]]) -> int:
+def _count_untracked(referents: list[object], holder: str, tally: _Tally) -> int:
     untracked = list(filterfalse(gc.is_tracked, referents))
     del referents
     unique = list(dict(zip(map(id, untracked), untracked, strict=True)).values())
     del untracked
-    pairs.update(zip(map(type, unique), _sizes(unique), strict=True))
-    return len(unique)
+    kinds = list(map(type, unique))
+    sizes = _sizes(unique)
+    tally.pairs.update(zip(kinds, sizes, strict=True))
+    tally.held.update(zip(repeat(holder), kinds, sizes))
+    scanned = len(unique)
+    large = list(map(MIN_CONTAINER_BYTES.__le__, sizes))
+    if any(large):
+        # A big container the collector does not track (a dict of a million str -> int, a long
+        # tuple of numbers): its items are counted too, and it can be a growing container.
+        unique = list(compress(unique, large))
+        kinds = list(compress(kinds, large))
+        tally.containers.add(unique, kinds, list(compress(sizes, large)))
+        for container in unique:
+            inner = holder_name(type(container))
+            for part in _referents_in_slices(container, tally.big // 8):
+                scanned += _count_untracked(part, inner, tally)
+                tally.pause(0)
+    return scanned
 
 
 def _sizes(objects: list[object]) -> list[int]:
@@ -239,6 +323,16 @@ def _totals(pairs: Iterable[tuple[tuple[type, int], int]]) -> dict[str, TypeTota
         counts[name] = counts.get(name, 0) + count
         sizes[name] = sizes.get(name, 0) + size * count
     return {name: TypeTotal(name, counts[name], sizes[name]) for name in counts}
+
+
+def _held(triples: Iterable[tuple[tuple[str, type, int], int]]) -> dict[tuple[str, str], TypeTotal]:
+    counts: Counter[tuple[str, str]] = Counter()
+    sizes: Counter[tuple[str, str]] = Counter()
+    for (holder, kind, size), count in triples:
+        key = (type_name(kind), holder)
+        counts[key] += count
+        sizes[key] += size * count
+    return {key: TypeTotal(key[0], counts[key], sizes[key]) for key in counts}
 
 
 def compare(before: HeapSnapshot, after: HeapSnapshot) -> SnapshotDiff:

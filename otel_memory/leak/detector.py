@@ -1,10 +1,15 @@
 """The LeakDetector: periodic heap censuses, sustained-growth ranking, spans, metrics and logs.
 
-Each check takes a chunked census (``census.py``), feeds it to the ranker (``ranking.py``),
-compares the process's growth over the trend window with the leak threshold, and emits:
+Each check takes a chunked census (``census.py``, sampling churning types for survival.py on
+the way), and ranks four kinds of suspect: types (``ranking.py``), types whose floor rises
+under churn (``ranking.py`` with window.py and survival.py), single containers
+(``container_ranking.py``, named by the attribute holding them) and native memory
+(``native_ranking.py``). It compares the process's growth over the trend window with the leak
+threshold and the growth rate threshold, and emits:
 
-- a span ``memory.leak_check`` with one ``memory.leak_suspect`` event per suspect (and a
-  ``memory.leak_process_growth`` event while the process-level alert holds);
+- a span ``memory.leak_check`` with one ``memory.leak_suspect`` event per suspect, carrying a
+  ``memory.leak.kind`` attribute (and a ``memory.leak_process_growth`` event while the
+  process-level alert holds);
 - the ``memory.leak.*`` metrics;
 - a WARN log per new suspect and when the process-level alert starts.
 
@@ -27,8 +32,8 @@ import logging
 import threading
 import time
 import weakref
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, replace
+from typing import Any
 
 from opentelemetry import metrics, trace
 
@@ -36,16 +41,26 @@ from .. import catalog as c
 from .. import forking
 from ..errors import error_summary
 from ..instruments import SCOPE_NAME
-from ..trend import MemoryTrend, TrendReport, TrendTracker
+from ..trend import MemoryTrend, TrendReport, TrendSource, TrendTracker
 from .attribution import AllocationAttributor
-from .census import DEFAULT_CHUNK_SIZE, HeapSnapshot, SnapshotDiff, take_census
+from .census import DEFAULT_CHUNK_SIZE, HeapSnapshot, SnapshotDiff, TypeTotal, take_census
 from .census import compare as compare_snapshots
+from .container_ranking import ContainerRanker
+from .containers import find_attribute
 from .metrics import LeakCounters, LeakMetrics
+from .native import NativeMemoryReader, process_rss
+from .native_ranking import NativeRanker
 from .ranking import GrowthRanker, RankingPolicy
-from .report import LeakReport, LeakSuspect, ProcessGrowth, SummaryRow
-
-if TYPE_CHECKING:
-    from ..manager import MemoryManager
+from .report import (
+    KIND_CONTAINER,
+    KIND_FLOOR,
+    KIND_NATIVE,
+    LeakReport,
+    LeakSuspect,
+    ProcessGrowth,
+    SummaryRow,
+)
+from .survival import SurvivalSampler
 
 _log = logging.getLogger("otel_memory")
 
@@ -60,8 +75,11 @@ class LeakDetector:
     from a daemon thread that holds only a weak reference to the detector.
 
     Options: ``threshold_bytes`` is the growth over the trend window that raises the
-    process-level alert (the window is the manager's, held weakly, or ``trend_window_s`` of
-    RSS readings taken at each check without one); ``policy`` the ranking rules;
+    process-level alert, ``growth_rate_bytes_per_s`` the sustained rate over a full window
+    that raises it too (0: off) (the window is the manager's, or any ``TrendSource``, held
+    weakly, or ``trend_window_s`` of RSS readings taken at each check without one); ``policy``
+    the ranking rules; ``native`` the reader of the resident set and malloc's statistics
+    (None: no native check);
     ``chunk_size`` the objects counted between two releases of the GIL; ``deep_look`` a
     pympler summary (seconds on a big heap) at most every ``deep_look_interval_s`` when the
     alert holds and no suspect explains half the growth; ``attribute_allocations`` a
@@ -79,11 +97,13 @@ class LeakDetector:
     def __init__(
         self, *, meter_provider: metrics.MeterProvider | None = None,
         tracer_provider: trace.TracerProvider | None = None, interval_s: float = 60.0,
-        threshold_bytes: int = 100 * MB, manager: MemoryManager | None = None,
+        threshold_bytes: int = 100 * MB, manager: TrendSource | None = None,
         policy: RankingPolicy | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
         attribute_allocations: bool = False, attribution_window_s: float = 10.0,
         attribution_interval_s: float = 3600.0, deep_look: bool = True,
         deep_look_interval_s: float = 3600.0, trend_window_s: float = 600.0,
+        growth_rate_bytes_per_s: float = 50 * MB / 3600,
+        native: NativeMemoryReader | bool | None = True,
     ) -> None:
         if not isinstance(interval_s, (int, float)) or interval_s <= 0:
             raise ValueError(f"interval_s={interval_s!r}; expected a positive number of seconds")
@@ -93,7 +113,12 @@ class LeakDetector:
             raise ValueError(f"chunk_size={chunk_size!r}; expected a positive int")
         if policy is not None and not isinstance(policy, RankingPolicy):
             raise TypeError(f"policy={type(policy).__name__}; expected a RankingPolicy")
+        if (isinstance(growth_rate_bytes_per_s, bool) or not isinstance(growth_rate_bytes_per_s, (int, float))
+                or not 0 <= growth_rate_bytes_per_s < float("inf")):
+            raise ValueError(f"growth_rate_bytes_per_s={growth_rate_bytes_per_s!r}; "
+                             "expected a finite number >= 0 (0: off)")
         self.interval_s = float(interval_s)
+        self.growth_rate_bytes_per_s = float(growth_rate_bytes_per_s)
         self.threshold_bytes = threshold_bytes
         self.chunk_size = chunk_size
         self.deep_look = deep_look
@@ -101,6 +126,12 @@ class LeakDetector:
         self._manager_ref = weakref.ref(manager) if manager is not None else None
         self._own_trend = TrendTracker(window_s=trend_window_s) if manager is None else None
         self._ranker = GrowthRanker(policy)
+        self._containers = ContainerRanker(self._ranker.policy)
+        self._native_ranker = NativeRanker(self._ranker.policy)
+        self._native = (NativeMemoryReader() if native is True else None if native is False
+                        else native)
+        self._survival = SurvivalSampler() if self._ranker.policy.survival_checks else None
+        self._attributes: dict[int, str | None] = {}
         self._attributor = (AllocationAttributor(attribution_window_s, attribution_interval_s)
                             if attribute_allocations else None)
         if self._attributor is not None:   # dropped without stop(): tracemalloc must not run on
@@ -111,7 +142,7 @@ class LeakDetector:
         self._metrics: LeakMetrics | None = LeakMetrics(meter_provider, self.counters)
         self._lock = threading.Lock()
         self._latest: LeakReport | None = None
-        self._suspect_names: frozenset[str] = frozenset()
+        self._suspect_keys: frozenset[str] = frozenset()
         self._sites: dict[str, str] = {}
         self._alerting = False
         self._last_deep_look: float | None = None
@@ -166,8 +197,13 @@ class LeakDetector:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._ranker.reset()
+        self._containers.reset()
+        self._native_ranker.reset()
+        if self._survival is not None:
+            self._survival.clear()
+        self._attributes.clear()
         self.counters.reset()
-        self._suspect_names = frozenset()
+        self._suspect_keys = frozenset()
         self._latest = None
         self._alerting = False
         if self._own_trend is not None:
@@ -196,33 +232,66 @@ class LeakDetector:
         with self._lock, self._tracer.start_as_current_span(c.SPAN_LEAK_CHECK) as span:
             started = time.perf_counter()
             self._collect_sites_if_due()
-            snapshot = take_census(self.chunk_size)
-            suspects = [s.with_allocation_site(self._sites.get(s.type_name))
-                        for s in self._ranker.update(snapshot)]
-            new = tuple(s.type_name for s in suspects if s.type_name not in self._suspect_names)
-            self._suspect_names = frozenset(s.type_name for s in suspects)
-            growth = self._process_growth()
+            survival = self._survival
+            snapshot = take_census(self.chunk_size, visit=survival.visit if survival else None)
+            survivors = {}
+            if survival is not None:
+                survivors = survival.finish()
+                snapshot = _without(snapshot, *survival.own_references())
+            suspects = list(self._ranker.update(snapshot, survivors))
+            check, warming = self._ranker.checks, self._ranker.warming_up
+            suspects += self._container_suspects(snapshot, warming, check)
+            native = (self._native.read(snapshot.heap_bytes) if self._native is not None else None)
+            native_suspect = self._native_ranker.update(native, warming_up=warming, check=check,
+                                                        now=snapshot.taken_at)
+            if native_suspect is not None:
+                suspects.append(native_suspect)
+            if survival is not None:
+                survival.plan(self._ranker.churning(snapshot.totals))
+            suspects = [s.with_allocation_site(self._sites.get(s.key)) for s in suspects]
+            new = [s for s in suspects if s.key not in self._suspect_keys]
+            self._suspect_keys = frozenset(s.key for s in suspects)
+            growth = self._process_growth(warming)
             deep = self._deep_look_if_unexplained(growth, suspects)
             if new and self._attributor is not None:
-                self._attributor.begin(new)
+                self._attributor.begin({s.key: _lookup_name(s) for s in new})
             report = LeakReport(
-                check_number=self._ranker.checks, checked_at=time.time(),
+                check_number=check, checked_at=time.time(),
                 duration_s=time.perf_counter() - started, objects_scanned=snapshot.objects_scanned,
-                heap_bytes=snapshot.heap_bytes, suspects=suspects, new_suspects=new,
-                warming_up=self._ranker.checks <= self._ranker.policy.warmup_checks,
-                process_growth=growth, deep_summary=deep)
+                heap_bytes=snapshot.heap_bytes, suspects=suspects,
+                new_suspects=tuple(s.type_name for s in new), warming_up=warming,
+                process_growth=growth, deep_summary=deep, native=native)
             self._latest = report
-            self._publish(report, span)
+            self._publish(report, span, new)
         return report
 
-    def _process_growth(self) -> ProcessGrowth | None:
+    def _container_suspects(self, snapshot: HeapSnapshot, warming: bool, check: int
+                            ) -> list[LeakSuspect]:
+        found = self._containers.update(snapshot, warming_up=warming, check=check)
+        live = {ident for ident, _ in found}
+        for ident in [ident for ident in self._attributes if ident not in live]:
+            del self._attributes[ident]
+        suspects = []
+        for ident, suspect in found:
+            if ident not in self._attributes:     # looked up once, when it becomes a suspect
+                self._attributes[ident] = find_attribute(ident)
+            suspects.append(replace(suspect, attribute=self._attributes[ident]))
+        return suspects
+
+    def _process_growth(self, warming: bool) -> ProcessGrowth | None:
         trend = self._trend()
         if trend is None or trend.samples < 2:
             return None
-        alert = (trend.trend is MemoryTrend.INCREASING
-                 and trend.growth_over_window_bytes > self.threshold_bytes)
+        increasing = trend.trend is MemoryTrend.INCREASING
+        reason = None
+        if increasing and trend.growth_over_window_bytes > self.threshold_bytes:
+            reason = "total"
+        elif (increasing and not warming and trend.full and self.growth_rate_bytes_per_s > 0
+              and trend.growth_bytes_per_s >= self.growth_rate_bytes_per_s):
+            reason = "rate"
         return ProcessGrowth(trend.growth_over_window_bytes, trend.window_s, self.threshold_bytes,
-                             trend.growth_bytes_per_s, alert)
+                             trend.growth_bytes_per_s, reason is not None,
+                             self.growth_rate_bytes_per_s, reason)
 
     def _trend(self) -> TrendReport | None:
         if self._manager_ref is not None:
@@ -232,7 +301,7 @@ class LeakDetector:
             return manager.get_memory_trend()
         if self._own_trend is None:
             return None
-        rss = _rss()
+        rss = process_rss()
         if rss is not None:
             self._own_trend.add(time.monotonic(), rss)
         return self._own_trend.report()
@@ -250,37 +319,63 @@ class LeakDetector:
         self._last_deep_look = now
         return deep_summary()
 
-    def _publish(self, report: LeakReport, span: trace.Span) -> None:
+    def _publish(self, report: LeakReport, span: trace.Span, new: list[LeakSuspect]) -> None:
         counters = self.counters
         counters.checks += 1
         counters.suspects = len(report.suspects)
-        counters.suspects_detected += len(report.new_suspects)
+        for kind in counters.by_kind:
+            counters.by_kind[kind] = len(report.of_kind(kind))
+        for suspect in new:
+            counters.detected_by_kind[suspect.kind] += 1
+        counters.suspects_detected += len(new)
         counters.growth_bytes_per_s = report.growth_bytes_per_s
         counters.last_duration_s = report.duration_s
         counters.last_objects_scanned = report.objects_scanned
-        alert = report.process_growth is not None and report.process_growth.alert
+        growth = report.process_growth
+        alert = growth is not None and growth.alert
         counters.process_growth_alert = int(alert)
+        counters.alert_reason = growth.reason if growth is not None else None
+        if report.native is not None:
+            counters.native_bytes = report.native.native_bytes
+            counters.malloc_retained_bytes = report.native.retained_bytes
         span.set_attributes(_prefixed(c.ATTR_LEAK_CHECK_PREFIX, {
             "number": report.check_number, "objects_scanned": report.objects_scanned,
             "heap_bytes": report.heap_bytes, "duration_s": report.duration_s,
             "suspects": len(report.suspects), "warming_up": report.warming_up}))
         for suspect in report.suspects:
-            span.add_event(c.EVENT_LEAK_SUSPECT, _prefixed(c.ATTR_LEAK_SUSPECT_PREFIX, asdict(suspect)))
-        if report.process_growth is not None and alert:
+            attributes = _prefixed(c.ATTR_LEAK_SUSPECT_PREFIX, asdict(suspect))
+            attributes[c.ATTR_LEAK_KIND] = attributes.pop(c.ATTR_LEAK_SUSPECT_PREFIX + "kind")
+            span.add_event(c.EVENT_LEAK_SUSPECT, attributes)
+        if growth is not None and alert:
             span.add_event(c.EVENT_LEAK_PROCESS_GROWTH,
-                           _prefixed(c.ATTR_LEAK_PROCESS_GROWTH_PREFIX, asdict(report.process_growth)))
-        new = set(report.new_suspects)
-        for suspect in report.suspects:
-            if suspect.type_name in new:
-                _log.warning("Potential memory leak: %s grew by %d objects / %.1f MB over %d snapshots%s",
-                             suspect.type_name, suspect.count_delta, suspect.size_delta / MB,
-                             suspect.snapshots,
-                             f" (allocated at {suspect.allocation_site})" if suspect.allocation_site else "")
-        if alert and not self._alerting and report.process_growth is not None:
-            growth = report.process_growth
-            _log.warning("Potential memory leak: the process grew by %.1f MB over %.0f s "
-                         "(leak threshold %.1f MB)", growth.growth_bytes / MB, growth.window_s,
-                         growth.threshold_bytes / MB)
+                           _prefixed(c.ATTR_LEAK_PROCESS_GROWTH_PREFIX, asdict(growth)))
+        for suspect in new:
+            if suspect.kind == KIND_NATIVE:
+                _log.warning("Potential memory leak: native memory grew by %.1f MB (%.1f KB/s) "
+                             "that the Python heap does not account for (resident %.1f MB, "
+                             "Python heap %.1f MB, malloc free lists %s)",
+                             suspect.size_delta / MB, suspect.growth_bytes_per_s / 1024,
+                             _mb(report.native.rss_bytes if report.native else None),
+                             _mb(report.native.python_bytes if report.native else None),
+                             _mb_text(report.native.retained_bytes if report.native else None))
+                continue
+            unit = {KIND_CONTAINER: "items", KIND_FLOOR: "long-lived objects"}.get(suspect.kind,
+                                                                                   "objects")
+            _log.warning("Potential memory leak: %s grew by %d %s / %.1f MB over %d snapshots "
+                         "(%.1f KB/s)%s", suspect.describe(), suspect.count_delta, unit,
+                         suspect.size_delta / MB, suspect.snapshots,
+                         suspect.growth_bytes_per_s / 1024,
+                         f" (allocated at {suspect.allocation_site})" if suspect.allocation_site else "")
+        if alert and not self._alerting and growth is not None:
+            if growth.reason == "rate":
+                _log.warning("Potential memory leak: the process grows by %.1f MB/hour over the "
+                             "last %.0f s (rate threshold %.1f MB/hour)",
+                             growth.growth_bytes_per_s * 3600 / MB, growth.window_s,
+                             growth.rate_threshold_bytes_per_s * 3600 / MB)
+            else:
+                _log.warning("Potential memory leak: the process grew by %.1f MB over %.0f s "
+                             "(leak threshold %.1f MB)", growth.growth_bytes / MB, growth.window_s,
+                             growth.threshold_bytes / MB)
         self._alerting = alert
 
     def _finish_attribution_if_due(self) -> None:
@@ -322,13 +417,31 @@ def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, str | bool | int
             if isinstance(value, (str, bool, int, float))}
 
 
-def _rss() -> int | None:
-    try:
-        import psutil
+def _without(snapshot: HeapSnapshot, name: str, count: int, size: int) -> HeapSnapshot:
+    """The snapshot less the detector's own objects of one type."""
+    total = snapshot.totals.get(name)
+    if total is None or not count:
+        return snapshot
+    totals = dict(snapshot.totals)
+    totals[name] = TypeTotal(name, max(0, total.count - count), max(0, total.size - size))
+    return replace(snapshot, totals=totals)
 
-        return int(psutil.Process().memory_info().rss)
-    except Exception:  # noqa: BLE001 - no RSS only means no process-level trend
+
+def _mb(value: int | None) -> float:
+    return (value or 0) / MB
+
+
+def _mb_text(value: int | None) -> str:
+    return "unknown" if value is None else f"{value / MB:.1f} MB"
+
+
+def _lookup_name(suspect: LeakSuspect) -> str | None:
+    """The type whose objects' allocation site attribution looks for."""
+    if suspect.kind == KIND_CONTAINER:
+        return suspect.item_type
+    if suspect.kind == KIND_NATIVE:
         return None
+    return suspect.type_name
 
 
 def _run(ref: weakref.ref[LeakDetector], stop: threading.Event, interval: float) -> None:

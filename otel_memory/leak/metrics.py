@@ -12,12 +12,15 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from opentelemetry import metrics
 
 from .. import catalog as c
 from ..instruments import InstrumentSet, Points, get_meter
+from .report import KINDS
+
+ALERT_REASONS = ("total", "rate")
 
 _NO_ATTRIBUTES: dict[str, str] = {}
 
@@ -39,12 +42,20 @@ class LeakCounters:
     last_duration_s: float | None = None
     last_objects_scanned: int | None = None
     process_growth_alert: int = 0
+    alert_reason: str | None = None
+    native_bytes: int | None = None
+    malloc_retained_bytes: int | None = None
+    by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    detected_by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
     def reset(self) -> None:
         """Back to zero, in place (the instruments keep reading this object): a forked child
         reports its own checks, not its parent's."""
-        for field in fields(self):
-            setattr(self, field.name, field.default)
+        for item in fields(self):
+            if isinstance(getattr(self, item.name), dict):
+                getattr(self, item.name).update(dict.fromkeys(KINDS, 0))
+            else:
+                setattr(self, item.name, item.default)
 
 
 class LeakMetrics:
@@ -62,13 +73,25 @@ class LeakMetrics:
         def one(value: float | None) -> Points:
             return [(value, _NO_ATTRIBUTES)]
 
-        observe(c.MEMORY_LEAK_SUSPECTS, lambda: one(counters.suspects))
-        observe(c.MEMORY_LEAK_SUSPECTS_DETECTED, lambda: one(counters.suspects_detected))
+        kinds = [(kind, {c.ATTR_LEAK_KIND: kind}) for kind in KINDS]
+        reasons = [(reason, {c.ATTR_LEAK_ALERT_REASON: reason}) for reason in ALERT_REASONS]
+
+        def by_kind(values: dict[str, int]) -> Points:
+            return [(values[kind], attributes) for kind, attributes in kinds]
+
+        def alert() -> Points:
+            on, reason = counters.process_growth_alert, counters.alert_reason
+            return [(int(bool(on) and reason == name), attributes) for name, attributes in reasons]
+
+        observe(c.MEMORY_LEAK_SUSPECTS, lambda: by_kind(counters.by_kind))
+        observe(c.MEMORY_LEAK_SUSPECTS_DETECTED, lambda: by_kind(counters.detected_by_kind))
         observe(c.MEMORY_LEAK_GROWTH_RATE, lambda: one(counters.growth_bytes_per_s))
         observe(c.MEMORY_LEAK_CHECKS, lambda: one(counters.checks))
         observe(c.MEMORY_LEAK_CHECK_DURATION, lambda: one(counters.last_duration_s))
         observe(c.MEMORY_LEAK_OBJECTS_SCANNED, lambda: one(counters.last_objects_scanned))
-        observe(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, lambda: one(counters.process_growth_alert))
+        observe(c.MEMORY_LEAK_PROCESS_GROWTH_ALERT, alert)
+        observe(c.MEMORY_LEAK_NATIVE_SIZE, lambda: one(counters.native_bytes))
+        observe(c.MEMORY_MALLOC_RETAINED, lambda: one(counters.malloc_retained_bytes))
 
     def close(self) -> None:
         """Silence the instruments."""

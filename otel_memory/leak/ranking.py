@@ -18,8 +18,17 @@ What this means for typical workloads:
 - a leak: a new peak at every census and no falls;
 - a churning type that sets a few records in a row by chance: a new peak must pass the old
   one by more than the type's largest drop so far, and the growth must be twice that drop;
-- a leak hidden in heavy churn of the same type: few peaks, many falls, but (opt-in) a
-  rising floor over the last ``window_checks`` censuses (window.py), scored by Kendall's tau.
+- a leak hidden in heavy churn of the same type: few peaks, many falls, but a floor that
+  rises. The floor is measured directly for types that take weak references: the objects
+  that outlive censuses keep growing (survival.py), a suspect of kind ``floor``. For others
+  (dicts, lists, tuples) the container that holds the leak is the suspect
+  (container_ranking.py), and the opt-in test over the census counts of the last
+  ``window_checks`` censuses (window.py) also reports kind ``floor``. Counts alone cannot do
+  it by default: a leak of 150 objects a census in swings of 6,000 is, after 24 censuses,
+  within the range a stationary or wandering series reaches by chance.
+
+Besides the type census the detector ranks single containers (container_ranking.py) and the
+native gap (native.py) with the same peak rule (series.py).
 
 Example::
 
@@ -30,11 +39,13 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .census import HeapSnapshot
-from .report import LeakSuspect
-from .window import Window, kendall_tau, rising_floor
+from .census import HeapSnapshot, TypeTotal
+from .report import KIND_FLOOR, KIND_TYPE, LeakSuspect
+from .series import Growth, SeriesHistory, grown, observe, succession_score
+from .window import Window, kendall_tau, rising_floor, rising_trend
 
 MB = 1024 * 1024
 _OWN_TYPES = "otel_memory.leak."
@@ -75,10 +86,18 @@ class RankingPolicy:
     ``min_growth_objects`` can pass it, see window.py). 36 finds a leak of 1000 objects per
     census hidden in swings of 19000 after 36 censuses."""
     window_min_tau: float = 0.5
-    """Kendall's tau the rising-floor test needs."""
+    """Kendall's tau the rising-floor tests need."""
+    native_min_growth_bytes: int = 8 * MB
+    """Growth of the native gap (native.py) since the baseline that is enough."""
+    native_share: float = 0.5
+    """Share of the resident set's growth the native gap must explain to be a suspect."""
+    survival_checks: int = 12
+    """Most recent values of a churning type's long-lived objects (survival.py) that its
+    floor trend is judged on (at least half of them needed); 0: no survival sampling."""
 
     def __post_init__(self) -> None:
-        for name in ("warmup_checks", "min_growth_objects", "min_growth_bytes"):
+        for name in ("warmup_checks", "min_growth_objects", "min_growth_bytes",
+                     "native_min_growth_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}={value!r}; expected an int >= 0")
@@ -86,43 +105,18 @@ class RankingPolicy:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}; expected an int >= 1")
-        if not isinstance(self.window_checks, int) or not (self.window_checks == 0
-                                                           or self.window_checks >= 6):
-            raise ValueError(f"window_checks={self.window_checks!r}; expected 0 (off) or an int >= 6")
-        for name in ("min_score", "peak_tolerance", "fall_tolerance", "window_min_tau"):
+        for name in ("window_checks", "survival_checks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not (value == 0 or value >= 6):
+                raise ValueError(f"{name}={value!r}; expected 0 (off) or an int >= 6")
+        for name in ("min_score", "peak_tolerance", "fall_tolerance", "window_min_tau",
+                     "native_share"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r}; expected a number from 0 to 1")
 
 
-def succession_score(peaks: int, falls: int) -> float:
-    """Scalene's rule-of-succession leak score: near 1 for growth without falls."""
-    denominator = peaks - falls + 2
-    if denominator <= 0:
-        return 0.0
-    return max(0.0, 1.0 - (falls + 1) / denominator)
-
-
-class _History:
-    """What the ranker remembers of one type (plain numbers, no objects)."""
-
-    __slots__ = ("absent", "base_count", "base_size", "base_time", "counts", "falls",
-                 "first_peak_check", "floor_rose_check", "last_count", "last_peak_check",
-                 "last_size", "noise_count", "noise_size", "peak_count", "peak_size", "peaks",
-                 "sizes")
-
-    def __init__(self, count: int, size: int, when: float, check: int) -> None:
-        self.base_count = self.peak_count = self.last_count = count
-        self.base_size = self.peak_size = self.last_size = size
-        self.base_time = when
-        self.peaks = 0
-        self.falls = 0
-        self.first_peak_check = self.last_peak_check = check
-        self.absent = 0
-        self.noise_count = self.noise_size = 0    # the largest drop seen from one census to the next
-        self.floor_rose_check = -1_000_000
-        self.counts: Window | None = None     # the window, once the type is big enough
-        self.sizes: Window | None = None
+__all__ = ["GrowthRanker", "RankingPolicy", "succession_score"]
 
 
 class GrowthRanker:
@@ -136,16 +130,37 @@ class GrowthRanker:
 
     def __init__(self, policy: RankingPolicy | None = None) -> None:
         self.policy = policy or RankingPolicy()
-        self._history: dict[str, _History] = {}
+        self._history: dict[str, SeriesHistory] = {}
+        self._survivors: dict[str, Window] = {}
         self.checks = 0
 
     def reset(self) -> None:
         """Forget everything, warm-up included."""
         self._history.clear()
+        self._survivors.clear()
         self.checks = 0
 
-    def update(self, snapshot: HeapSnapshot) -> tuple[LeakSuspect, ...]:
-        """Learn from one census; the current suspects, most certain and fastest first."""
+    @property
+    def warming_up(self) -> bool:
+        """True while the censuses so far only learn the baseline."""
+        return self.checks <= self.policy.warmup_checks
+
+    def churning(self, totals: Mapping[str, TypeTotal]) -> dict[str, int]:
+        """Types big enough to hide a leak whose counts swing: {name: count}; the survival
+        sampler's candidates."""
+        policy = self.policy
+        found: dict[str, int] = {}
+        for name, total in totals.items():
+            seen = self._history.get(name)
+            if (seen is not None and total.count >= policy.min_growth_objects
+                    and seen.noise_count * 20 >= total.count and not name.startswith(_OWN_TYPES)):
+                found[name] = total.count
+        return found
+
+    def update(self, snapshot: HeapSnapshot, survivors: Mapping[str, int] | None = None
+               ) -> tuple[LeakSuspect, ...]:
+        """Learn from one census (and the survival estimates of churning types); the current
+        suspects, most certain and fastest first."""
         self.checks += 1
         check, now, policy = self.checks, snapshot.taken_at, self.policy
         totals = snapshot.totals
@@ -158,9 +173,11 @@ class GrowthRanker:
             if gone.absent > _FORGET_AFTER_ABSENT_CHECKS:
                 del history[name]
             elif not warming:
-                self._observe(gone, 0, 0, check)
+                observe(policy, gone, 0, 0, check)
+                self._remember(gone, 0, 0)
             else:
                 gone.base_count = gone.base_size = gone.last_count = gone.last_size = 0
+        self._learn_survivors(survivors or {})
         suspects: list[LeakSuspect] = []
         for name, total in totals.items():
             if name.startswith(_OWN_TYPES):
@@ -168,86 +185,84 @@ class GrowthRanker:
             seen = history.get(name)
             if seen is None:
                 base = (total.count, total.size) if warming else (0, 0)
-                seen = history[name] = _History(*base, now, check)
+                seen = history[name] = SeriesHistory(*base, now, check)
             seen.absent = 0
             if warming:
-                seen.noise_count = max(seen.noise_count, seen.last_count - total.count)
-                seen.noise_size = max(seen.noise_size, seen.last_size - total.size)
-                seen.base_count, seen.base_size, seen.base_time = total.count, total.size, now
-                seen.peak_count = max(seen.peak_count, total.count)
-                seen.peak_size = max(seen.peak_size, total.size)
-                seen.last_count, seen.last_size = total.count, total.size
+                seen.learn(total.count, total.size, now)
                 continue
-            self._observe(seen, total.count, total.size, check)
-            suspect = (self._suspect(name, seen, total.count, total.size, now, check)
+            observe(policy, seen, total.count, total.size, check)
+            self._remember(seen, total.count, total.size)
+            suspect = (self._suspect(name, seen, total, now, check)
+                       or self._floor_suspect(name, seen, total, now, check)
                        or self._window_suspect(name, seen, now, check))
             if suspect is not None:
-                suspects.append(suspect)
+                suspects.append(_with_holder(suspect, snapshot))
         suspects.sort(key=lambda s: (-s.score, -s.growth_bytes_per_s, s.type_name))
         return tuple(suspects)
 
-    def _observe(self, seen: _History, count: int, size: int, check: int) -> None:
-        step, tolerance = self.policy.peak_tolerance, self.policy.fall_tolerance
-        # a new peak passes the old one by more than the type's own largest drop: the records
-        # a churning type sets by chance come in ever smaller steps and stop counting
-        if (count > seen.peak_count + max(step * seen.peak_count, seen.noise_count)
-                or size > seen.peak_size + max(step * seen.peak_size, seen.noise_size)):
-            if seen.peaks == 0:
-                seen.first_peak_check = check
-            seen.peaks += 1
-            seen.last_peak_check = check
-            seen.peak_count = max(seen.peak_count, count)
-            seen.peak_size = max(seen.peak_size, size)
-        elif (count < seen.last_count - max(1.0, tolerance * seen.last_count)
-              or size < seen.last_size - max(1.0, tolerance * seen.last_size)):
-            seen.falls += 1
-        seen.noise_count = max(seen.noise_count, seen.last_count - count)
-        seen.noise_size = max(seen.noise_size, seen.last_size - size)
-        seen.last_count, seen.last_size = count, size
+    def _remember(self, seen: SeriesHistory, count: int, size: int) -> None:
+        """Append to the windows of the floor tests, once the series is big enough."""
         policy = self.policy
-        if seen.counts is None and policy.window_checks and (
-                seen.peak_count * 2 >= policy.min_growth_objects
-                or seen.peak_size * 2 >= policy.min_growth_bytes):
-            seen.counts = Window(policy.window_checks)
-            seen.sizes = Window(policy.window_checks)
-        if seen.counts is not None and seen.sizes is not None:
+        length = policy.window_checks
+        if seen.counts is None and length and (seen.peak_count * 2 >= policy.min_growth_objects
+                                               or seen.peak_size * 2 >= policy.min_growth_bytes):
+            seen.counts, seen.sizes = Window(length), Window(length)
+        if isinstance(seen.counts, Window) and isinstance(seen.sizes, Window):
             seen.counts.append(count)
             seen.sizes.append(size)
 
-    def _suspect(self, name: str, seen: _History, count: int, size: int, now: float,
+    def _learn_survivors(self, survivors: Mapping[str, int]) -> None:
+        length = self.policy.survival_checks
+        if not length:
+            return
+        for name in [name for name in self._survivors if name not in survivors]:
+            del self._survivors[name]
+        for name, old in survivors.items():
+            window = self._survivors.get(name)
+            if window is None:
+                window = self._survivors[name] = Window(length)
+            window.append(old)
+
+    def _suspect(self, name: str, seen: SeriesHistory, total: TypeTotal, now: float,
                  check: int) -> LeakSuspect | None:
         policy = self.policy
-        if seen.peaks < policy.min_growth_checks:
+        growth = grown(policy, seen, total.count, total.size, now, check,
+                       policy.min_growth_objects, policy.min_growth_bytes)
+        if growth is None:
             return None
-        usual_gap = (seen.last_peak_check - seen.first_peak_check) / max(1, seen.peaks - 1)
-        if check - seen.last_peak_check >= max(policy.stale_checks, 2 * usual_gap + 1):
-            return None
-        score = succession_score(seen.peaks, seen.falls)
-        if score < policy.min_score:
-            return None
-        count_delta, size_delta = count - seen.base_count, size - seen.base_size
-        # enough growth, and well above the type's own swings: a churning type whose counts
-        # happen to set a few records in a row is not a leak
-        if (count_delta < max(policy.min_growth_objects, 2 * seen.noise_count)
-                and size_delta < max(policy.min_growth_bytes, 2 * seen.noise_size)):
-            return None
-        elapsed = now - seen.base_time
-        rate = size_delta / elapsed if elapsed > 0 else 0.0
-        return LeakSuspect(type_name=name, count_delta=count_delta, size_delta=size_delta,
-                           growth_bytes_per_s=rate, score=score, snapshots=seen.peaks,
-                           count=count, size=size, allocation_site=None)
+        return _type_suspect(name, growth, total, KIND_TYPE)
 
-    def _window_suspect(self, name: str, seen: _History, now: float, check: int
+    def _floor_suspect(self, name: str, seen: SeriesHistory, total: TypeTotal, now: float,
+                       check: int) -> LeakSuspect | None:
+        """The floor measured directly: the objects that outlive censuses keep growing
+        (survival.py; types whose instances take weak references)."""
+        policy = self.policy
+        elapsed = max(now - seen.base_time, 1e-9)
+        survivors = self._survivors.get(name)
+        if survivors is not None and survivors.filled * 2 >= policy.survival_checks:
+            values = survivors.ordered()
+            trend = rising_trend(values, policy.min_growth_objects)
+            if trend is not None:
+                rise, tau = trend
+                share = total.size / total.count if total.count else 0.0
+                return _type_suspect(name, Growth(rise, round(rise * share),
+                                                  rise * share / elapsed, tau, survivors.filled),
+                                     total, KIND_FLOOR)
+        return None
+
+    def _window_suspect(self, name: str, seen: SeriesHistory, now: float, check: int
                         ) -> LeakSuspect | None:
-        """The rising-floor test over the last ``window_checks`` censuses (window.py).
+        """The opt-in rising-floor test over the last ``window_checks`` censuses (window.py).
 
         A type stays a suspect while its tau stays high and the floor rose at least once in
         the last third of a window (one low census among churn does not clear it); once the
         growth stops, the floor test fails within two thirds of a window."""
         policy = self.policy
-        if seen.counts is None or seen.sizes is None or not seen.counts.full:
+        if not policy.window_checks or not isinstance(seen.counts, Window) \
+                or not isinstance(seen.sizes, Window) or seen.counts.filled < policy.window_checks:
             return None
-        counts, sizes = seen.counts.ordered(), seen.sizes.ordered()
+        counts = seen.counts.ordered()[-policy.window_checks:]
+        sizes = seen.sizes.ordered()[-policy.window_checks:]
         if (rising_floor(counts, policy.min_growth_objects) is not None
                 or rising_floor(sizes, policy.min_growth_bytes) is not None):
             seen.floor_rose_check = check
@@ -261,4 +276,20 @@ class GrowthRanker:
         elapsed = now - seen.base_time
         return LeakSuspect(type_name=name, count_delta=count_delta, size_delta=size_delta,
                            growth_bytes_per_s=size_delta / elapsed if elapsed > 0 else 0.0,
-                           score=tau, snapshots=seen.peaks, count=count, size=size)
+                           score=tau, snapshots=seen.peaks, count=count, size=size,
+                           kind=KIND_FLOOR)
+
+
+def _type_suspect(name: str, growth: Growth, total: TypeTotal, kind: str) -> LeakSuspect:
+    return LeakSuspect(type_name=name, count_delta=growth.count_delta,
+                       size_delta=growth.size_delta, growth_bytes_per_s=growth.rate,
+                       score=growth.score, snapshots=growth.peaks, count=total.count,
+                       size=total.size, kind=kind)
+
+
+def _with_holder(suspect: LeakSuspect, snapshot: HeapSnapshot) -> LeakSuspect:
+    """For a type the collector does not track, the container type holding most of it now."""
+    holders = snapshot.holders_of(suspect.type_name)
+    if not holders:
+        return suspect
+    return suspect.with_holder(max(holders, key=lambda holder: holders[holder].size))

@@ -74,6 +74,26 @@ def rising_floor(values: Sequence[int], min_rise: int) -> int | None:
     return rise if rise >= min_rise else None
 
 
+def rising_trend(values: Sequence[int], min_rise: int, min_tau: float = 0.6) -> tuple[int, float] | None:
+    """A series that keeps rising (the survival estimates of survival.py): Kendall's tau at
+    least ``min_tau``, a least-squares rise over the series of at least ``min_rise``, and its
+    highest value in the newest third (still rising, not a plateau). (rise, tau) or None."""
+    n = len(values)
+    if n < 4 or min_rise <= 0:
+        return None
+    tau = kendall_tau(values)
+    if tau < min_tau:
+        return None
+    mean_x = (n - 1) / 2
+    mean_y = sum(values) / n
+    slope = (sum((i - mean_x) * (value - mean_y) for i, value in enumerate(values))
+             / sum((i - mean_x) ** 2 for i in range(n)))
+    rise = round(slope * (n - 1))
+    if rise < min_rise or max(values[-max(1, n // 3):]) < max(values):
+        return None
+    return rise, tau
+
+
 def kendall_tau(values: Sequence[int]) -> float:
     """Kendall's tau of ``values`` against time: 1 strictly rising, -1 falling, ~0 no trend."""
     n = len(values)

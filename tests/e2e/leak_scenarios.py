@@ -18,6 +18,9 @@ Example::
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
 import random
@@ -32,10 +35,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_memory.leak import LeakDetector, RankingPolicy
+from otel_memory.leak import LeakDetector, LeakSuspect, RankingPolicy
 from otel_memory.leak.census import type_name
 
 CHECKS = 16
+KIND_CHECKS = 24   # containers, native memory and floors: named within 24 checks
 LONG_CHECKS = 60   # scenarios with churn: the rising-floor test needs a window of 36 censuses
 DEFAULT = RankingPolicy()
 WINDOWED = RankingPolicy(window_checks=36)     # the opt-in rising-floor test on
@@ -218,6 +222,103 @@ def _one_time_import(step: int) -> None:
         _HELD.extend(Record(i) for i in range(50_000))
 
 
+# --- one kind each: a container, untracked items, native memory, a floor under churn -------
+
+
+class Registry:
+    """A class attribute that only ever grows: a set of ids seen."""
+
+    seen: set[int] = set()
+
+
+def _registry_set(step: int) -> None:
+    Registry.seen.update(range(step * 100_000, step * 100_000 + 4000))
+
+
+_BLOBS: dict[int, bytes] = {}
+
+
+def _bytes_in_dict(step: int) -> None:
+    for i in range(2500):
+        _BLOBS[step * 10_000 + i] = bytes(48) + i.to_bytes(4, "little")
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
+_LIBC.malloc.restype = ctypes.c_void_p
+_LIBC.malloc.argtypes = [ctypes.c_size_t]
+_NATIVE: list[int] = []
+
+
+def _native_malloc(step: int) -> None:
+    """3 MB a check from libc's malloc, written (resident), never freed; only an int is kept."""
+    size = 3 * 1024 * 1024
+    address = _LIBC.malloc(size)
+    ctypes.memset(address, 1, size)
+    _NATIVE.append(address)
+
+
+class Ticket:
+    def __init__(self, number: int, size: int) -> None:
+        self.number = number
+        self.previous: Ticket | None = None
+        self.notes = "n" * size
+
+
+_WORKING: list[Ticket] = []
+_CHAIN: list[Ticket | None] = [None]
+
+
+def _floor_in_churn(step: int) -> None:
+    """A working set of 3,000-12,000 tickets replaced every check, and 200 tickets a check
+    kept through a chain of references (no container grows)."""
+    rng = random.Random(step * 7919)
+    _WORKING[:] = [Ticket(i, rng.randrange(8, 200)) for i in range(rng.randrange(3000, 12_000))]
+    for i in range(200):
+        ticket = Ticket(i, rng.randrange(8, 200))
+        ticket.previous = _CHAIN[0]
+        _CHAIN[0] = ticket
+
+
+_TABLE: dict[int, str] = {}
+
+
+def _dict_rewritten(step: int) -> None:
+    for key in range(20_000):
+        _TABLE[key] = f"value {step} {key}"
+
+
+def _thread_churn(step: int) -> None:
+    def work() -> None:
+        buffers = [bytearray(64 * 1024) for _ in range(16)]
+        del buffers
+    threads = [threading.Thread(target=work) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@functools.lru_cache(maxsize=3000)
+def _render(number: int) -> str:
+    return f"<li>{number}</li>" * 3
+
+
+def _bounded_lru(step: int) -> None:
+    for i in range(900):     # full after 4 steps
+        _render(step * 10_000 + i)
+
+
+_KEPT: list[bytes] = []
+
+
+def _retained_by_malloc(step: int) -> None:
+    """40 MB of 1 KB buffers a check, one in 64 kept until the next check: malloc keeps the
+    freed rest for reuse (retained, not leaked)."""
+    buffers = [bytes(1024) + i.to_bytes(4, "little") for i in range(40_000)]
+    _KEPT[:] = buffers[::64]
+    del buffers
+
+
 SCENARIOS: dict[str, Scenario] = {
     "list_of_objects": Scenario(_leak_list, frozenset({type_name(Order)})),
     "dict_of_objects": Scenario(_leak_dict, frozenset({type_name(Record)})),
@@ -228,14 +329,30 @@ SCENARIOS: dict[str, Scenario] = {
     "strings": Scenario(_leak_strings, frozenset({"str"})),
     "slow_leak_in_churn": Scenario(_leak_slowly, frozenset({type_name(Session)}), _churn_batches),
     "leak_hidden_in_churn_of_its_type": Scenario(
-        _leak_dicts, frozenset({"dict"}), _churn_batches, checks=LONG_CHECKS, policy=WINDOWED),
+        _leak_dicts, frozenset({"floor:dict"}), _churn_batches, checks=LONG_CHECKS, policy=WINDOWED),
     "steady_bounded_cache": Scenario(_bounded_cache),
     "steady_batches": Scenario(_batches, churn=_churn_batches, checks=LONG_CHECKS, policy=WINDOWED),
     "steady_oscillating_queue": Scenario(_oscillating_queue, checks=LONG_CHECKS, policy=WINDOWED),
     "steady_sawtooth_buffer": Scenario(_sawtooth_buffer),
     "steady_one_time_import": Scenario(_one_time_import),
     "steady_traced_requests": Scenario(_traced_requests, checks=LONG_CHECKS, policy=WINDOWED),
+    "set_held_by_a_class_attribute": Scenario(
+        _registry_set, frozenset({"container:set"}), checks=KIND_CHECKS),
+    "bytes_held_by_one_dict": Scenario(
+        _bytes_in_dict, frozenset({"bytes", "container:dict"}), checks=KIND_CHECKS),
+    "native_malloc": Scenario(_native_malloc, frozenset({"native:native"}), checks=KIND_CHECKS),
+    "floor_under_churn": Scenario(
+        _floor_in_churn, frozenset({f"floor:{type_name(Ticket)}"}), checks=KIND_CHECKS),
+    "steady_dict_rewritten": Scenario(_dict_rewritten, checks=KIND_CHECKS),
+    "steady_thread_churn": Scenario(_thread_churn, checks=KIND_CHECKS),
+    "steady_bounded_lru_cache": Scenario(_bounded_lru, checks=KIND_CHECKS),
+    "steady_memory_retained_by_malloc": Scenario(_retained_by_malloc, checks=KIND_CHECKS),
 }
+
+
+def _label(suspect: LeakSuspect) -> str:
+    """A type suspect by its type name (as the older scenarios expect), others as kind:type."""
+    return suspect.type_name if suspect.kind == "type" else f"{suspect.kind}:{suspect.type_name}"
 
 
 def run(name: str) -> dict[str, object]:
@@ -249,14 +366,17 @@ def run(name: str) -> dict[str, object]:
         churn = threading.Thread(target=scenario.churn, args=(stop,), daemon=True)
         churn.start()
     suspects_by_check: list[list[str]] = []
+    first_found: dict[str, dict[str, object]] = {}
     detected_at = None
     try:
         for check in range(1, scenario.checks + 1):
             scenario.step(check)
             time.sleep(0.02)
             report = detector.check()
-            names = [suspect.type_name for suspect in report.suspects]
+            names = [_label(suspect) for suspect in report.suspects]
             suspects_by_check.append(names)
+            for suspect in report.suspects:
+                first_found.setdefault(_label(suspect), suspect.to_json_dict())
             if detected_at is None and scenario.expected & set(names):
                 detected_at = check
     finally:
@@ -271,7 +391,8 @@ def run(name: str) -> dict[str, object]:
         "detected_at": detected_at,
         "checks_to_detection": None if detected_at is None else detected_at - warmup,
         "suspects": seen, "unexpected": sorted(set(seen) - scenario.expected),
-        "suspects_by_check": suspects_by_check,
+        "suspects_by_check": suspects_by_check, "first_found": first_found,
+        "native": report.native.to_json_dict() if report.native else None,
     }
 
 

@@ -1,0 +1,150 @@
+"""Native memory: what the process holds beyond what the Python heap accounts for.
+
+A C extension, a ctypes buffer or a library's own cache grows the resident set while every
+census stays flat. After each census the detector compares the resident set with the bytes the
+census counted; where glibc is the allocator, ``mallinfo2()`` (through ctypes) also tells how
+much freed memory malloc keeps in its arenas for reuse. That retained memory is subtracted:
+a heap that ``malloc_trim`` would give back is not a leak. What is left,
+
+    native = RSS - census bytes - malloc's free arena bytes,
+
+is the native series the ranker watches (interpreter, libraries and pymalloc's overhead are a
+constant part of it; a native leak makes it rise census after census).
+
+Example::
+
+    reader = NativeMemoryReader()
+    reading = reader.read(python_bytes=snapshot.heap_bytes)
+    reading.native_bytes if reading else None
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_log = logging.getLogger("otel_memory")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+@dataclass(frozen=True)
+class MallocStats:
+    """What glibc's ``mallinfo2()`` says of the malloc heap, in bytes.
+
+    Example::
+
+        MallocStats(in_use_bytes=48 * MB, free_bytes=12 * MB, mmapped_bytes=8 * MB)
+    """
+
+    in_use_bytes: int
+    """Bytes handed out by malloc and not freed (``uordblks + hblkhd``)."""
+    free_bytes: int
+    """Freed bytes malloc keeps in its arenas (``fordblks``); malloc_trim can return most."""
+    mmapped_bytes: int
+    """Bytes of allocations served by their own mmap (``hblkhd``), in use."""
+
+
+def glibc_mallinfo2() -> Callable[[], MallocStats | None] | None:
+    """A reader of ``mallinfo2()`` when the C library has it (glibc >= 2.33), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        function = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    function.argtypes = []
+
+    def read() -> MallocStats | None:
+        info = function()
+        return MallocStats(in_use_bytes=int(info.uordblks + info.hblkhd),
+                           free_bytes=int(info.fordblks), mmapped_bytes=int(info.hblkhd))
+
+    return read
+
+
+@dataclass(frozen=True)
+class NativeMemory:
+    """One reading: resident set, the census's bytes, malloc's retained free bytes.
+
+    Example::
+
+        NativeMemory(rss_bytes=300 * MB, python_bytes=120 * MB, retained_bytes=20 * MB)
+        .native_bytes      # 160 MB: interpreter, libraries, extensions' own memory
+    """
+
+    rss_bytes: int
+    python_bytes: int
+    retained_bytes: int | None
+    """Free bytes malloc keeps for reuse; None where mallinfo2() is not available."""
+
+    @property
+    def native_bytes(self) -> int:
+        """Resident bytes the Python heap and malloc's free lists do not explain."""
+        return self.rss_bytes - self.python_bytes - (self.retained_bytes or 0)
+
+    def to_json_dict(self) -> dict[str, int | None]:
+        """The reading as JSON-safe values."""
+        return {"rss_bytes": self.rss_bytes, "python_bytes": self.python_bytes,
+                "retained_bytes": self.retained_bytes, "native_bytes": self.native_bytes}
+
+
+def process_rss() -> int | None:
+    """The resident set of this process (psutil), or None when it cannot be read."""
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # noqa: BLE001 - no RSS only means no native reading
+        return None
+
+
+class NativeMemoryReader:
+    """Reads the resident set and malloc's statistics; each source fails alone, once.
+
+    ``rss`` and ``malloc`` are parameters so that tests can give fixtures; by default psutil
+    and glibc's ``mallinfo2()`` (when present).
+
+    Example::
+
+        reader = NativeMemoryReader(rss=lambda: 300 * MB, malloc=lambda: None)
+        reader.read(python_bytes=100 * MB).native_bytes
+    """
+
+    def __init__(self, rss: Callable[[], int | None] = process_rss,
+                 malloc: Callable[[], MallocStats | None] | bool | None = True) -> None:
+        self._rss = rss
+        self._malloc: Callable[[], MallocStats | None] | None = (
+            glibc_mallinfo2() if malloc is True else None if malloc is False else malloc)
+        self._warned: set[str] = set()
+
+    @property
+    def has_malloc_stats(self) -> bool:
+        """True when malloc's retained memory is known (glibc)."""
+        return self._malloc is not None
+
+    def read(self, python_bytes: int) -> NativeMemory | None:
+        """A reading, or None when the resident set cannot be read."""
+        rss = self._call("rss", self._rss)
+        if not isinstance(rss, int):
+            return None
+        stats = self._call("mallinfo2", self._malloc) if self._malloc is not None else None
+        return NativeMemory(rss, int(python_bytes),
+                            stats.free_bytes if isinstance(stats, MallocStats) else None)
+
+    def _call(self, name: str, source: Callable[[], object]) -> object | None:
+        try:
+            return source()
+        except Exception as error:  # noqa: BLE001 - a failing source loses one signal
+            if name not in self._warned:
+                self._warned.add(name)
+                _log.warning("otel_memory: native memory source %s failed (%s); "
+                             "the native leak check goes without it", name, type(error).__name__)
+            return None
