@@ -109,6 +109,10 @@ class TrendTracker:
             while self._samples and when - self._samples[0][0] > self.window_s:
                 self._samples.popleft()
 
+    def bookkeeping(self) -> object:
+        """The samples kept (for a heap census to leave out)."""
+        return self._samples
+
     def clear(self) -> None:
         """Forget every sample and the peak.
 

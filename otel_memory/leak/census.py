@@ -41,9 +41,10 @@ import gc
 import operator
 import sys
 import time
+import types
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress, filterfalse, repeat
 from operator import is_
 
@@ -333,6 +334,47 @@ def _held(triples: Iterable[tuple[tuple[str, type, int], int]]) -> dict[tuple[st
         counts[key] += count
         sizes[key] += size * count
     return {key: TypeTotal(key[0], counts[key], sizes[key]) for key in counts}
+
+
+_OWN_SKIPPED = (type, types.ModuleType, types.FunctionType, types.MethodType,
+                types.BuiltinFunctionType, types.CodeType, types.FrameType)
+
+
+def own_objects(roots: Iterable[object], depth: int = 5) -> dict[str, TypeTotal]:
+    """What a census counts of the objects ``roots`` hold (the detector's own bookkeeping), by
+    type: so that the detector can leave its own histories, keys and samples out of what it
+    ranks. Walks at most ``depth`` references deep and never into types, modules or code;
+    singletons and cached small ints are left out (they are shared with the application)."""
+    seen: set[int] = set()
+    counts: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    level = [obj for obj in roots]
+    for _ in range(depth):
+        below: list[object] = []
+        for obj in level:
+            if id(obj) in seen or obj is None or isinstance(obj, (bool, *_OWN_SKIPPED)) or (
+                    type(obj) is int and -5 <= obj <= 256):
+                continue
+            seen.add(id(obj))
+            name = type_name(type(obj))
+            counts[name] += 1
+            sizes[name] += _size_of(obj)
+            below += gc.get_referents(obj)
+        level = below
+    return {name: TypeTotal(name, counts[name], sizes[name]) for name in counts}
+
+
+def subtract(snapshot: HeapSnapshot, own: dict[str, TypeTotal]) -> HeapSnapshot:
+    """The snapshot less ``own`` (see own_objects), never below zero."""
+    if not own:
+        return snapshot
+    totals = dict(snapshot.totals)
+    for name, mine in own.items():
+        total = totals.get(name)
+        if total is not None:
+            totals[name] = TypeTotal(name, max(0, total.count - mine.count),
+                                     max(0, total.size - mine.size))
+    return replace(snapshot, totals=totals)
 
 
 def compare(before: HeapSnapshot, after: HeapSnapshot) -> SnapshotDiff:

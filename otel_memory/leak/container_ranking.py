@@ -39,6 +39,10 @@ class ContainerRanker:
         self.policy = policy
         self._history: dict[tuple[int, str], SeriesHistory] = {}
 
+    def bookkeeping(self) -> tuple[object, ...]:
+        """What this ranker keeps (for the census to leave out)."""
+        return (self._history,)
+
     def reset(self) -> None:
         """Forget every container."""
         self._history.clear()
@@ -63,7 +67,8 @@ class ContainerRanker:
             if warming_up:
                 history.learn(sample.length, sample.size, now)
                 continue
-            observe(policy, history, sample.length, sample.size, check)
+            observe(policy, history, sample.length, sample.size, check, policy.min_growth_objects,
+                    policy.min_growth_bytes)
             growth = grown(policy, history, sample.length, sample.size, now, check,
                            policy.min_growth_objects, policy.min_growth_bytes)
             if growth is None:

@@ -43,7 +43,7 @@ from ..errors import error_summary
 from ..instruments import SCOPE_NAME
 from ..trend import MemoryTrend, TrendReport, TrendSource, TrendTracker
 from .attribution import AllocationAttributor
-from .census import DEFAULT_CHUNK_SIZE, HeapSnapshot, SnapshotDiff, TypeTotal, take_census
+from .census import DEFAULT_CHUNK_SIZE, HeapSnapshot, SnapshotDiff, own_objects, subtract, take_census
 from .census import compare as compare_snapshots
 from .container_ranking import ContainerRanker
 from .containers import find_attribute
@@ -234,10 +234,8 @@ class LeakDetector:
             self._collect_sites_if_due()
             survival = self._survival
             snapshot = take_census(self.chunk_size, visit=survival.visit if survival else None)
-            survivors = {}
-            if survival is not None:
-                survivors = survival.finish()
-                snapshot = _without(snapshot, *survival.own_references())
+            survivors = survival.finish() if survival is not None else {}
+            snapshot = subtract(snapshot, own_objects(self._bookkeeping()))
             suspects = list(self._ranker.update(snapshot, survivors))
             check, warming = self._ranker.checks, self._ranker.warming_up
             suspects += self._container_suspects(snapshot, warming, check)
@@ -264,6 +262,15 @@ class LeakDetector:
             self._latest = report
             self._publish(report, span, new)
         return report
+
+    def _bookkeeping(self) -> list[object]:
+        """The detector's own data, which its censuses count and must not rank: histories,
+        survival samples, names looked up, the last report."""
+        return [*self._ranker.bookkeeping(), *self._containers.bookkeeping(),
+                *self._native_ranker.bookkeeping(),
+                *(self._survival.bookkeeping() if self._survival is not None else ()),
+                self._attributes, self._sites, self._suspect_keys, self._latest,
+                *((self._own_trend.bookkeeping(),) if self._own_trend is not None else ())]
 
     def _container_suspects(self, snapshot: HeapSnapshot, warming: bool, check: int
                             ) -> list[LeakSuspect]:
@@ -415,16 +422,6 @@ def deep_summary(limit: int = _DEEP_LOOK_ROWS) -> tuple[SummaryRow, ...]:
 def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, str | bool | int | float]:
     return {prefix + key: value for key, value in values.items()
             if isinstance(value, (str, bool, int, float))}
-
-
-def _without(snapshot: HeapSnapshot, name: str, count: int, size: int) -> HeapSnapshot:
-    """The snapshot less the detector's own objects of one type."""
-    total = snapshot.totals.get(name)
-    if total is None or not count:
-        return snapshot
-    totals = dict(snapshot.totals)
-    totals[name] = TypeTotal(name, max(0, total.count - count), max(0, total.size - size))
-    return replace(snapshot, totals=totals)
 
 
 def _mb(value: int | None) -> float:

@@ -35,6 +35,10 @@ class NativeRanker:
         self._gap: SeriesHistory | None = None
         self._rss: SeriesHistory | None = None
 
+    def bookkeeping(self) -> tuple[object, ...]:
+        """What this ranker keeps (for the census to leave out)."""
+        return self._gap, self._rss
+
     def reset(self) -> None:
         """Forget the series."""
         self._gap = self._rss = None
@@ -54,7 +58,7 @@ class NativeRanker:
             self._rss.learn(0, rss, now)
             return None
         policy = self.policy
-        observe(policy, self._gap, 0, native, check)
+        observe(policy, self._gap, 0, native, check, 1 << 62, policy.native_min_growth_bytes)
         growth = grown(policy, self._gap, 0, native, now, check, 1 << 62,
                        policy.native_min_growth_bytes)
         rss_growth = rss - self._rss.base_size

@@ -140,6 +140,10 @@ class GrowthRanker:
         self._survivors.clear()
         self.checks = 0
 
+    def bookkeeping(self) -> tuple[object, ...]:
+        """What this ranker keeps (for the census to leave out)."""
+        return self._history, self._survivors
+
     @property
     def warming_up(self) -> bool:
         """True while the censuses so far only learn the baseline."""
@@ -173,7 +177,7 @@ class GrowthRanker:
             if gone.absent > _FORGET_AFTER_ABSENT_CHECKS:
                 del history[name]
             elif not warming:
-                observe(policy, gone, 0, 0, check)
+                observe(policy, gone, 0, 0, check, policy.min_growth_objects, policy.min_growth_bytes)
                 self._remember(gone, 0, 0)
             else:
                 gone.base_count = gone.base_size = gone.last_count = gone.last_size = 0
@@ -190,7 +194,8 @@ class GrowthRanker:
             if warming:
                 seen.learn(total.count, total.size, now)
                 continue
-            observe(policy, seen, total.count, total.size, check)
+            observe(policy, seen, total.count, total.size, check, policy.min_growth_objects,
+                    policy.min_growth_bytes)
             self._remember(seen, total.count, total.size)
             suspect = (self._suspect(name, seen, total, now, check)
                        or self._floor_suspect(name, seen, total, now, check)

@@ -86,13 +86,19 @@ def succession_score(peaks: int, falls: int) -> float:
     return max(0.0, 1.0 - (falls + 1) / denominator)
 
 
-def observe(policy: RankingPolicy, seen: SeriesHistory, count: int, size: int, check: int) -> None:
-    """Learn one census after the warm-up: a new peak, a fall, or neither."""
+def observe(policy: RankingPolicy, seen: SeriesHistory, count: int, size: int, check: int,
+            min_objects: int, min_bytes: int) -> None:
+    """Learn one census after the warm-up: a new peak, a fall, or neither.
+
+    A new peak passes the old one by more than the series' own largest drop (the records a
+    churning series sets by chance come in ever smaller steps and stop counting) and by at
+    least a ``min_growth_checks``-th of the minimum growth (a plateau that wobbles by a few
+    dozen objects sets no peaks; a leak slower than that sets one every few censuses)."""
     step, tolerance = policy.peak_tolerance, policy.fall_tolerance
-    # a new peak passes the old one by more than the series' own largest drop: the records a
-    # churning series sets by chance come in ever smaller steps and stop counting
-    if (count > seen.peak_count + max(step * seen.peak_count, seen.noise_count)
-            or size > seen.peak_size + max(step * seen.peak_size, seen.noise_size)):
+    least_count = min_objects // policy.min_growth_checks
+    least_size = min_bytes // policy.min_growth_checks
+    if (count > seen.peak_count + max(step * seen.peak_count, seen.noise_count, least_count)
+            or size > seen.peak_size + max(step * seen.peak_size, seen.noise_size, least_size)):
         if seen.peaks == 0:
             seen.first_peak_check = check
         seen.peaks += 1

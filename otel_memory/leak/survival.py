@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections import deque
 from collections.abc import Mapping
@@ -31,8 +30,6 @@ from itertools import compress, islice, repeat
 from operator import is_
 
 from ._names import type_name
-
-_REF_TYPE_NAME = type_name(weakref.ref)
 
 
 class _Cohort:
@@ -129,13 +126,9 @@ class SurvivalSampler:
         self._names = {}
         return survivors
 
-    def own_references(self) -> tuple[str, int, int]:
-        """The sampler's own weak references, which a census counts: (type name, how many,
-        bytes), so that the detector can leave them out of the ranking."""
-        refs = [ref for cohorts in self._cohorts.values() for cohort in cohorts for ref in cohort.refs]
-        refs += [ref for cohort in self._current.values() for ref in cohort.refs]
-        size = sys.getsizeof(refs[0]) if refs else 0
-        return _REF_TYPE_NAME, len(refs), size * len(refs)
+    def bookkeeping(self) -> tuple[object, ...]:
+        """What the sampler keeps: its cohorts of weak references (for the census to leave out)."""
+        return self._cohorts, self._current, self._strides, self._names
 
     def clear(self) -> None:
         """Forget every cohort (after a fork)."""
