@@ -2,9 +2,13 @@
 
 (a) One collection of otel_memory's full default runtime signal set against
     opentelemetry-instrumentation-system-metrics configured with only its memory and GC metrics,
-    each on its own SDK MeterProvider with an InMemoryMetricReader, collected alternately in one
+    each on its own SDK MeterProvider with an InMemoryMetricReader, collected in turn in one
     run. Each of our collections starts a new collection cycle (the shared sample is taken
-    afresh, as it is when collections are seconds apart). Goal: ratio ours/peer <= 0.5.
+    afresh, as it is when collections are seconds apart). Goals: per exported point ours/peer
+    <= 0.5, the whole collection ours/peer <= 1.0. A third provider makes the SDK export our
+    very points from callbacks returning ready-made Observations: the SDK's share, which no
+    code exporting these points can avoid. Then a cProfile of our collections, its time split
+    into otel_memory's and the SDK's.
 (b) Throughput of an allocation-heavy workload with and without a MemoryManager monitoring at
     a 1 s interval, in an application exporting through a 1 s PeriodicExportingMetricReader
     (in-memory exporter) either way; runs interleaved. Goal: ratio with/without >= 0.99.
@@ -12,27 +16,35 @@
     with and without the manager, free of the timing noise of a shared machine.
 
 Run: ``.venv/bin/python benchmarks/bench_runtime.py [--collections 300] [--pairs 20] [--seconds 1.5]``
-(about 70 s; ``--only a`` or ``--only b`` runs one part)
+(about 75 s; ``--only a`` or ``--only b`` runs one part)
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import os
+import pstats
 import statistics
 import time
 import timeit
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
     InMemoryMetricReader,
+    Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
     PeriodicExportingMetricReader,
+    Sum,
 )
 
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
@@ -72,12 +84,102 @@ class InMemoryMetricExporter(MetricExporter):
         return None
 
 
-def _points(reader: InMemoryMetricReader) -> int:
-    data = reader.get_metrics_data()
+def _metrics(data: MetricsData | None) -> list[Metric]:
     if data is None:
-        return 0
-    return sum(len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
-               for m in sm.metrics)
+        return []
+    return [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+
+
+def _points(reader: InMemoryMetricReader) -> tuple[int, int]:
+    """(exported points, metrics) of one collection."""
+    metrics = _metrics(reader.get_metrics_data())
+    return sum(len(m.data.data_points) for m in metrics), len(metrics)
+
+
+def _returning(observations: list[Observation]) -> Callable[[CallbackOptions], list[Observation]]:
+    return lambda _options: observations
+
+
+def sdk_alone(data: MetricsData | None) -> InMemoryMetricReader:
+    """A reader whose collection makes the SDK export the same metrics and points as ``data``
+    (same names, kinds, units, attributes) from callbacks that return ready-made Observations:
+    what any code exporting these points pays the SDK, with no work of its own."""
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("sdk-alone")
+    for metric in _metrics(data):
+        if isinstance(metric.data, Histogram):
+            histogram = meter.create_histogram(metric.name, unit=metric.unit or "")
+            for point in metric.data.data_points:
+                histogram.record(point.sum / max(point.count, 1), point.attributes)
+            continue
+        assert isinstance(metric.data, (Sum, Gauge))
+        ready = [Observation(point.value, point.attributes or None)
+                 for point in metric.data.data_points]
+        create: Callable[..., object] = meter.create_observable_gauge
+        if isinstance(metric.data, Sum):
+            create = (meter.create_observable_counter if metric.data.is_monotonic
+                      else meter.create_observable_up_down_counter)
+        create(metric.name, callbacks=[_returning(ready)], unit=metric.unit or "")
+    return reader
+
+
+Function = tuple[str, int, str]   # pstats' (file, line, name)
+Home = tuple[str, str]             # (otel_memory | SDK | other, file)
+
+
+def _home(function: Function) -> Home | None:
+    """Whose code ``function`` is; None for builtins and helpers (charged to their callers)."""
+    for marker, owner in (("/otel_memory/", "otel_memory"), ("/opentelemetry/", "SDK")):
+        if marker in function[0]:
+            return owner, function[0].rsplit(marker, 1)[-1]
+    return None
+
+
+def profile_split(collect: Callable[[], None], collections: int) -> None:
+    """cProfile of ``collections`` collections, its time split into otel_memory's and the SDK's.
+
+    Time spent in builtins and helpers (os.read, isinstance, generated dataclass __init__, abc
+    checks) is charged to the code that called them, in proportion to the calls it made.
+    """
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(collections):
+        collect()
+    profiler.disable()
+    stats: dict[Function, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    memo: dict[Function, dict[Home, float]] = {}
+
+    def shares(function: Function, seen: frozenset[Function]) -> dict[Home, float]:
+        home = _home(function)
+        if home is not None:
+            return {home: 1.0}
+        if function[0] == __file__:
+            return {}   # the benchmark's own loop is nobody's cost
+        if function not in memo:
+            callers = {caller: edge[1] for caller, edge in stats[function][4].items()
+                       if caller not in seen}
+            total = sum(callers.values())
+            result: dict[Home, float] = {}
+            for caller, calls in callers.items():
+                for caller_home, share in shares(caller, seen | {function}).items():
+                    result[caller_home] = result.get(caller_home, 0.0) + share * calls / total
+            memo[function] = result if callers else {("other", function[2]): 1.0}
+        return memo[function]
+
+    spent: dict[Home, float] = {}
+    for function, (_calls, _primitive, own_time, _cumulative, _callers) in stats.items():
+        for home, share in shares(function, frozenset()).items():
+            spent[home] = spent.get(home, 0.0) + own_time * share
+    total = sum(spent.values())
+    print(f"    profile of {collections} collections (cProfile, which inflates Python calls; "
+          "shares of the profiled time, builtins charged to their callers):")
+    for owner in ("otel_memory", "SDK", "other"):
+        files = sorted(((file.removeprefix("sdk/metrics/_internal/"), seconds)
+                        for (who, file), seconds in spent.items() if who == owner),
+                       key=lambda item: -item[1])
+        if sum(seconds for _file, seconds in files) >= total / 200:
+            detail = ", ".join(f"{file} {100 * seconds / total:.0f}%" for file, seconds in files[:4])
+            print(f"      {owner:11s} {100 * sum(t for _f, t in files) / total:3.0f}%: {detail}")
 
 
 def collection_cost(collections: int) -> None:
@@ -91,40 +193,49 @@ def collection_cost(collections: int) -> None:
     manager.initialize()
     peer = SystemMetricsInstrumentor(config=PEER_MEMORY_AND_GC)
     peer.instrument(meter_provider=peer_provider)
+    alone_reader = sdk_alone(ours_reader.get_metrics_data())
     try:
-        ours_points, peer_points = _points(ours_reader), _points(peer_reader)
+        (ours_points, ours_metrics), (peer_points, peer_metrics) = (
+            _points(ours_reader), _points(peer_reader))
+        alone_points, _ = _points(alone_reader)
+        assert alone_points == ours_points, "the SDK-alone replay must export our points"
 
         def ours() -> None:
             manager.sampler.invalidate()
             ours_reader.get_metrics_data()
 
-        def theirs() -> None:
-            peer_reader.get_metrics_data()
-
-        timings: dict[str, list[float]] = {"ours": [], "peer": []}
+        timings: dict[str, list[float]] = {"ours": [], "peer": [], "alone": []}
+        collect: list[tuple[str, Callable[[], object]]] = [
+            ("ours", ours), ("peer", peer_reader.get_metrics_data),
+            ("alone", alone_reader.get_metrics_data)]
         for _ in range(20):   # warm up
-            ours()
-            theirs()
+            for _name, function in collect:
+                function()
         for index in range(collections):
-            order: list[tuple[str, Callable[[], None]]] = [("ours", ours), ("peer", theirs)]
-            if index % 2:
-                order.reverse()
-            for name, collect in order:
+            for name, function in collect[index % 3:] + collect[:index % 3]:
                 began = time.perf_counter()
-                collect()
+                function()
                 timings[name].append(time.perf_counter() - began)
-        ours_ms = statistics.median(timings["ours"]) * 1000
-        peer_ms = statistics.median(timings["peer"]) * 1000
-        print(f"(a) one collection, median of {collections}:")
-        print(f"    otel_memory full default set  {ours_ms:7.3f} ms  ({ours_points} points)")
-        print(f"    system-metrics memory+GC set  {peer_ms:7.3f} ms  ({peer_points} points)")
-        print(f"    ratio ours/peer = {ours_ms / peer_ms:.3f}   (goal <= 0.5)")
-        ours_us, peer_us = 1000 * ours_ms / ours_points, 1000 * peer_ms / peer_points
-        print(f"    per exported point: ours {ours_us:.1f} us, peer {peer_us:.1f} us; "
-              f"ratio {ours_us / peer_us:.3f}")
-        take = timeit.repeat(manager.sampler.take, number=200, repeat=5)
-        print(f"    of which otel_memory's one shared sample: {min(take) / 200 * 1e6:.0f} us "
-              "(the rest is the SDK's per-instrument and per-point work)")
+        ours_us, peer_us, alone_us = (statistics.median(timings[name]) * 1e6
+                                      for name in ("ours", "peer", "alone"))
+        take = min(timeit.repeat(manager.sampler.take, number=200, repeat=5)) / 200 * 1e6
+        print(f"(a) one collection, median of {collections} (the three collected in turn):")
+        print(f"    otel_memory full default set     {ours_us:6.0f} us  ({ours_points} points, "
+              f"{ours_metrics} metrics)")
+        print(f"    system-metrics memory+GC set     {peer_us:6.0f} us  ({peer_points} points, "
+              f"{peer_metrics} metrics)")
+        print(f"    the SDK alone, our points        {alone_us:6.0f} us  (ready-made Observations: "
+              "the floor for exporting them)")
+        print(f"    whole collection: ratio ours/peer = {ours_us / peer_us:.3f}   (goal <= 1.0); "
+              f"the SDK alone/peer = {alone_us / peer_us:.3f}")
+        ours_pp, peer_pp, alone_pp = (ours_us / ours_points, peer_us / peer_points,
+                                      alone_us / ours_points)
+        print(f"    per exported point: ours {ours_pp:.1f} us, peer {peer_pp:.1f} us; ratio "
+              f"{ours_pp / peer_pp:.3f}   (goal <= 0.5); the SDK alone {alone_pp:.1f} us, "
+              f"{alone_pp / peer_pp:.3f}")
+        print(f"    otel_memory's own work: {ours_us - alone_us:.0f} us a collection, of which "
+              f"its one shared sample {take:.0f} us; the SDK's {alone_us:.0f} us")
+        profile_split(ours, collections)
     finally:
         peer.uninstrument()
         manager.shutdown()
@@ -210,7 +321,7 @@ def throughput(pairs: int, seconds: float) -> float:
               f"{max(with_rates) / max(without_rates):.4f} (best runs)")
     print("    goal >= 0.99 (1 s monitor interval, 1 s PeriodicExportingMetricReader); "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    return collections[0] / total_wall
+    return float(collections[0] / total_wall)
 
 
 def accounted_overhead(collections_per_s: float) -> None:

@@ -10,6 +10,12 @@ second registration, so a set made after another one closed (``uninstrument()`` 
 ``instrument()`` on the same MeterProvider) would report nothing. Each name therefore gets one
 SDK instrument per meter whose callback feeds every live set's callback; close() unplugs them.
 
+A component that reports many signals from one shared reading (the runtime signals) builds
+its Observation objects once per collection cycle and hands them over with
+``observe_prepared()``: the callback then returns the prepared list as it is, with no per-point
+work at collection time. Points without attributes carry ``None`` rather than ``{}``, which
+spares the SDK cleaning an empty mapping for each of them.
+
 Example::
 
     instruments = InstrumentSet(meter_provider.get_meter("otel_memory"))
@@ -25,7 +31,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import metrics
@@ -127,9 +133,27 @@ class InstrumentSet:
 
     def observe(self, spec: MetricSpec, points: Callable[[], Points]) -> None:
         """Create the observable instrument of ``spec`` fed by ``points()``."""
+        self._plug(spec, self._callback(spec, points))
+
+    def observe_prepared(self, spec: MetricSpec,
+                         observations: Callable[[], Sequence[Observation]]) -> None:
+        """Create the observable instrument of ``spec`` fed by ready-made Observations.
+
+        ``observations()`` returns the Observation objects to report as they are (no value may
+        be None): for signals whose points are built once per collection cycle.
+        """
+        self._plug(spec, self._prepared_callback(spec, observations))
+
+    def warn_once(self, spec: MetricSpec, error: BaseException) -> None:
+        """Log that ``spec`` could not be observed, once per metric (type and place only)."""
+        if spec.name not in self._warned:
+            self._warned.add(spec.name)
+            _log.warning("otel_memory: %s could not be observed: %s",
+                         spec.name, error_summary(error))
+
+    def _plug(self, spec: MetricSpec, callback: ObservableCallback) -> None:
         if spec.instrument is Instrument.HISTOGRAM:
             raise ValueError(f"{spec.name} is a histogram; use histogram(), not observe()")
-        callback = self._callback(spec, points)
         with _registry_lock():
             if not self._active:
                 return
@@ -161,13 +185,24 @@ class InstrumentSet:
             if not self._active:
                 return []
             try:
-                return [Observation(value, attributes) for value, attributes in points()
+                # ``attributes or None``: an empty mapping would cost the SDK a cleaning pass.
+                return [Observation(value, attributes or None) for value, attributes in points()
                         if value is not None]
             except Exception as error:  # noqa: BLE001 - a callback must never raise into the SDK
-                if spec.name not in self._warned:
-                    self._warned.add(spec.name)
-                    _log.warning("otel_memory: %s could not be observed: %s",
-                                 spec.name, error_summary(error))
+                self.warn_once(spec, error)
                 return []
+
+        return callback
+
+    def _prepared_callback(self, spec: MetricSpec,
+                           observations: Callable[[], Sequence[Observation]]) -> ObservableCallback:
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            if not self._active:
+                return ()
+            try:
+                return observations()
+            except Exception as error:  # noqa: BLE001 - a callback must never raise into the SDK
+                self.warn_once(spec, error)
+                return ()
 
         return callback

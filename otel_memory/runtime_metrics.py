@@ -1,5 +1,11 @@
 """The runtime signals of a MemoryManager as observable instruments over its shared sample.
 
+One collection cycle costs one sample and one pass over it: the first callback of a cycle
+finds the shared sample new, builds every signal's Observation objects from it in one go, and
+each instrument's callback then hands its ready list to the SDK. Values that do not change
+between samples (pressure actions, reclaimed bytes, admission rejections: counted by other
+threads at any time) are read live by their own callbacks instead.
+
 The callbacks hold the manager weakly: the meter provider keeps them for its whole life, and
 they must not keep a manager alive after the application dropped it.
 
@@ -13,8 +19,10 @@ Example::
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+from opentelemetry.metrics import Observation
 
 from . import catalog as c
 from .instruments import InstrumentSet, Points, get_meter
@@ -25,7 +33,18 @@ if TYPE_CHECKING:
     from .trend import TrendReport
 
 _GENERATIONS = [{c.ATTR_GC_GENERATION: generation} for generation in range(3)]
-_NO_ATTRIBUTES: dict[str, str] = {}
+_MINOR = {c.ATTR_PAGING_FAULT_TYPE: "minor"}
+_MAJOR = {c.ATTR_PAGING_FAULT_TYPE: "major"}
+_PSI_SOME = {c.ATTR_PSI_SCOPE: "some"}
+_PSI_FULL = {c.ATTR_PSI_SCOPE: "full"}
+_THRESHOLD_KINDS = [{c.ATTR_THRESHOLD_KIND: kind} for kind in ("moderate", "high", "critical")]
+
+Observations = list[Observation]
+# A signal's Observations from the manager and the cycle's sample.
+Build = Callable[["MemoryManager", "MemorySample"], Observations]
+# (lists built from this sample, one per signal in registration order)
+_Cycle = tuple["MemorySample | None", list[Observations]]
+_NO_CYCLE: _Cycle = (None, [])
 
 
 class RuntimeMetrics:
@@ -38,58 +57,91 @@ class RuntimeMetrics:
 
     def __init__(self, manager: MemoryManager) -> None:
         self._manager_ref = weakref.ref(manager)
+        self._sampler = manager.sampler
         self._trend_cache: tuple[tuple[int, int], TrendReport] | None = None
         self._set = InstrumentSet(get_meter(manager.meter_provider))
-        observe = self._set.observe
-        sample_field = self._sample_field
-        with_manager = self._with_manager
+        self._cycle: _Cycle = _NO_CYCLE
+        self._signals: list[tuple[c.MetricSpec, Build]] = []
+        signal = self._signals.append
 
-        observe(c.PROCESS_MEMORY_USAGE, sample_field("rss"))
-        observe(c.PROCESS_MEMORY_VIRTUAL, sample_field("vms"))
-        observe(c.MEMORY_ALLOCATED, sample_field("rss"))
-        observe(c.MEMORY_ALLOCATION_COUNT, sample_field("allocated_blocks"))
-        observe(c.MEMORY_PEAK, with_manager(_peak))
-        observe(c.PROCESS_PAGING_FAULTS, with_manager(_faults))
-        observe(c.MEMORY_LIMIT, with_manager(lambda m: [
-            (m.limit.bytes, {c.ATTR_LIMIT_SOURCE: m.limit.source})]))
-        observe(c.MEMORY_UTILIZATION, with_manager(lambda m: [
-            (100.0 * m.usage_of(m.sampler.current()) / m.limit.bytes, _NO_ATTRIBUTES)]))
-        observe(c.MEMORY_THRESHOLD, with_manager(_thresholds))
+        signal((c.PROCESS_MEMORY_USAGE, lambda m, s: _one(s.rss)))
+        signal((c.PROCESS_MEMORY_VIRTUAL, lambda m, s: _one(s.vms)))
+        signal((c.MEMORY_ALLOCATED, lambda m, s: _one(s.rss)))
+        signal((c.MEMORY_ALLOCATION_COUNT, lambda m, s: _one(s.allocated_blocks)))
+        signal((c.MEMORY_PEAK, _peak))
+        signal((c.PROCESS_PAGING_FAULTS, _faults))
+        signal((c.MEMORY_LIMIT, lambda m, s: [
+            Observation(m.limit.bytes, {c.ATTR_LIMIT_SOURCE: m.limit.source})]))
+        signal((c.MEMORY_UTILIZATION, lambda m, s: [
+            Observation(100.0 * m.usage_of(s) / m.limit.bytes)]))
+        signal((c.MEMORY_THRESHOLD, _thresholds))
         if manager.limit.cgroup is not None:
-            observe(c.MEMORY_CONTAINER_USAGE, sample_field("container_usage"))
-            observe(c.MEMORY_CONTAINER_WORKING_SET, sample_field("container_working_set"))
-            observe(c.MEMORY_CONTAINER_OOM_KILLS, sample_field("oom_kills"))
-        observe(c.MEMORY_PSI_STALL, with_manager(_psi))
+            signal((c.MEMORY_CONTAINER_USAGE, lambda m, s: _one(s.container_usage)))
+            signal((c.MEMORY_CONTAINER_WORKING_SET, lambda m, s: _one(s.container_working_set)))
+            signal((c.MEMORY_CONTAINER_OOM_KILLS, lambda m, s: _one(s.oom_kills)))
+        signal((c.MEMORY_PSI_STALL, _psi))
         if manager.config.enable_uss:
-            observe(c.MEMORY_USS, sample_field("uss"))
+            signal((c.MEMORY_USS, lambda m, s: _one(s.uss)))
         if manager.config.enable_tracemalloc:
-            observe(c.MEMORY_TRACEMALLOC_CURRENT, sample_field("tracemalloc_current"))
-            observe(c.MEMORY_TRACEMALLOC_PEAK, sample_field("tracemalloc_peak"))
-        observe(c.CPYTHON_GC_COLLECTIONS, with_manager(lambda m: _gc(m, 0)))
-        observe(c.CPYTHON_GC_COLLECTED_OBJECTS, with_manager(lambda m: _gc(m, 1)))
-        observe(c.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, with_manager(lambda m: _gc(m, 2)))
-        observe(c.MEMORY_GC_PAUSE_TIME, with_manager(lambda m: [
-            (total, _GENERATIONS[generation]) for generation, total in enumerate(m.gc_watch.totals)]))
-        self._gc_pause = self._set.histogram(c.MEMORY_GC_PAUSE_DURATION)
-        observe(c.MEMORY_PRESSURE_LEVEL, with_manager(lambda m: [
-            (int(m.get_memory_pressure()), _NO_ATTRIBUTES)]))
-        observe(c.MEMORY_PRESSURE_TRANSITIONS, with_manager(lambda m: [
-            (count, {c.ATTR_PRESSURE_STATE: level.state}) for level, count in m.transitions.items()]))
-        observe(c.MEMORY_PRESSURE_ACTIONS, with_manager(lambda m: [
-            (count, {c.ATTR_PRESSURE_ACTION: action}) for action, count in list(m.actions.items())]))
-        observe(c.MEMORY_PRESSURE_RECLAIMED, with_manager(lambda m: [
-            (count, {c.ATTR_PRESSURE_ACTION: action}) for action, count in list(m.reclaimed.items())]))
-        observe(c.MEMORY_ADMISSION_REJECTIONS, with_manager(lambda m: [
-            (count, {c.ATTR_ADMISSION_POINT: point}) for point, count in list(m.rejections.items())]))
-        trend = self._trend_report
-        observe(c.MEMORY_TREND_GROWTH_RATE, with_manager(lambda m: [
-            (trend(m).growth_bytes_per_s, _NO_ATTRIBUTES)]))
-        observe(c.MEMORY_TREND_DIRECTION, with_manager(lambda m: [
-            (trend(m).trend.value, _NO_ATTRIBUTES)]))
-        observe(c.MEMORY_TREND_AVERAGE, with_manager(lambda m: [
-            (trend(m).average_bytes, _NO_ATTRIBUTES)]))
+            signal((c.MEMORY_TRACEMALLOC_CURRENT, lambda m, s: _one(s.tracemalloc_current)))
+            signal((c.MEMORY_TRACEMALLOC_PEAK, lambda m, s: _one(s.tracemalloc_peak)))
+        signal((c.CPYTHON_GC_COLLECTIONS, lambda m, s: _gc(s, 0)))
+        signal((c.CPYTHON_GC_COLLECTED_OBJECTS, lambda m, s: _gc(s, 1)))
+        signal((c.CPYTHON_GC_UNCOLLECTABLE_OBJECTS, lambda m, s: _gc(s, 2)))
+        signal((c.MEMORY_GC_PAUSE_TIME, lambda m, s: [
+            Observation(total, _GENERATIONS[generation])
+            for generation, total in enumerate(m.gc_watch.totals)]))
+        signal((c.MEMORY_PRESSURE_LEVEL, lambda m, s: [
+            Observation(int(m.get_memory_pressure()))]))
+        signal((c.MEMORY_PRESSURE_TRANSITIONS, lambda m, s: [
+            Observation(count, {c.ATTR_PRESSURE_STATE: level.state})
+            for level, count in m.transitions.items()]))
+        trend = self.trend_report
+        signal((c.MEMORY_TREND_GROWTH_RATE, lambda m, s: [Observation(trend(m).growth_bytes_per_s)]))
+        signal((c.MEMORY_TREND_DIRECTION, lambda m, s: [Observation(trend(m).trend.value)]))
+        signal((c.MEMORY_TREND_AVERAGE, lambda m, s: [Observation(trend(m).average_bytes)]))
+        for index, (spec, _build) in enumerate(self._signals):
+            self._set.observe_prepared(spec, self._observations(index))
 
-    def _trend_report(self, manager: MemoryManager) -> TrendReport:
+        # Counted by other threads between samples: read when collected.
+        self._gc_pause = self._set.histogram(c.MEMORY_GC_PAUSE_DURATION)
+        with_manager = self._with_manager
+        self._set.observe(c.MEMORY_PRESSURE_ACTIONS, with_manager(lambda m: [
+            (count, {c.ATTR_PRESSURE_ACTION: action}) for action, count in list(m.actions.items())]))
+        self._set.observe(c.MEMORY_PRESSURE_RECLAIMED, with_manager(lambda m: [
+            (count, {c.ATTR_PRESSURE_ACTION: action}) for action, count in list(m.reclaimed.items())]))
+        self._set.observe(c.MEMORY_ADMISSION_REJECTIONS, with_manager(lambda m: [
+            (count, {c.ATTR_ADMISSION_POINT: point}) for point, count in list(m.rejections.items())]))
+
+    def _observations(self, index: int) -> Callable[[], Sequence[Observation]]:
+        """The callback of signal ``index``: its list of the current cycle."""
+        current = self._sampler.current
+
+        def observations() -> Sequence[Observation]:
+            cycle = self._cycle
+            sample = current()
+            if cycle[0] is not sample:
+                cycle = self._build(sample)
+            return cycle[1][index]
+
+        return observations
+
+    def _build(self, sample: MemorySample) -> _Cycle:
+        """Every signal's Observations from ``sample``; a signal that raises has none (one warning)."""
+        manager = self._manager_ref()
+        if manager is None:   # collected: every signal reports nothing
+            return (None, [[] for _ in self._signals])
+        lists: list[Observations] = []
+        for spec, build in self._signals:
+            try:
+                lists.append(build(manager, sample))
+            except Exception as error:  # noqa: BLE001 - one failing signal must not stop the rest
+                self._set.warn_once(spec, error)
+                lists.append([])
+        cycle = self._cycle = (sample, lists)
+        return cycle
+
+    def trend_report(self, manager: MemoryManager) -> TrendReport:
         """The trend report, computed once per monitoring tick rather than once per metric."""
         key = (id(manager.trend), manager.last_tick)
         cached = self._trend_cache
@@ -107,15 +159,14 @@ class RuntimeMetrics:
 
         return observe
 
-    def _sample_field(self, field: str) -> Callable[[], Points]:
-        def points(manager: MemoryManager) -> Points:
-            sample: MemorySample = manager.sampler.current()
-            return [(getattr(sample, field), _NO_ATTRIBUTES)]
-
-        return self._with_manager(points)
-
     def record_gc_pauses(self, pauses: list[tuple[int, float]]) -> None:
-        """Record drained GC pauses into the pause histogram (slow path, monitor thread)."""
+        """Record drained GC pauses into the pause histogram (slow path, monitor thread).
+
+        The manager calls this at the end of every tick, after the pressure level and the
+        trend changed: the cycle built from the tick's sample is dropped so that the next
+        collection reports them.
+        """
+        self._cycle = _NO_CYCLE
         if not self._set.active:
             return
         record = self._gc_pause.record
@@ -130,34 +181,37 @@ class RuntimeMetrics:
     def close(self) -> None:
         """Silence every instrument of this manager."""
         self._set.close()
+        self._cycle = _NO_CYCLE
 
 
-def _peak(manager: MemoryManager) -> Points:
-    sample = manager.sampler.current()
+def _one(value: float | None) -> Observations:
+    return [] if value is None else [Observation(value)]
+
+
+def _peak(_manager: MemoryManager, sample: MemorySample) -> Observations:
     if sample.peak is None and sample.rss is None:
         return []
-    return [(max(sample.peak or 0, sample.rss or 0), _NO_ATTRIBUTES)]
+    return [Observation(max(sample.peak or 0, sample.rss or 0))]
 
 
-def _faults(manager: MemoryManager) -> Points:
-    sample = manager.sampler.current()
-    return [(sample.minor_faults, {c.ATTR_PAGING_FAULT_TYPE: "minor"}),
-            (sample.major_faults, {c.ATTR_PAGING_FAULT_TYPE: "major"})]
+def _faults(_manager: MemoryManager, sample: MemorySample) -> Observations:
+    if sample.minor_faults is None or sample.major_faults is None:
+        return []
+    return [Observation(sample.minor_faults, _MINOR), Observation(sample.major_faults, _MAJOR)]
 
 
-def _psi(manager: MemoryManager) -> Points:
-    sample = manager.sampler.current()
-    return [(sample.psi_some_s, {c.ATTR_PSI_SCOPE: "some"}),
-            (sample.psi_full_s, {c.ATTR_PSI_SCOPE: "full"})]
+def _psi(_manager: MemoryManager, sample: MemorySample) -> Observations:
+    if sample.psi_some_s is None or sample.psi_full_s is None:
+        return []
+    return [Observation(sample.psi_some_s, _PSI_SOME), Observation(sample.psi_full_s, _PSI_FULL)]
 
 
-def _thresholds(manager: MemoryManager) -> Points:
+def _thresholds(manager: MemoryManager, _sample: MemorySample) -> Observations:
     thresholds = manager.thresholds
-    return [(thresholds.moderate, {c.ATTR_THRESHOLD_KIND: "moderate"}),
-            (thresholds.high, {c.ATTR_THRESHOLD_KIND: "high"}),
-            (thresholds.critical, {c.ATTR_THRESHOLD_KIND: "critical"})]
+    values = (thresholds.moderate, thresholds.high, thresholds.critical)
+    return [Observation(value, kind) for value, kind in zip(values, _THRESHOLD_KINDS, strict=True)]
 
 
-def _gc(manager: MemoryManager, index: int) -> Points:
-    stats = manager.sampler.current().gc or ()
-    return [(row[index], _GENERATIONS[generation]) for generation, row in enumerate(stats)]
+def _gc(sample: MemorySample, index: int) -> Observations:
+    return [Observation(row[index], _GENERATIONS[generation])
+            for generation, row in enumerate(sample.gc or ())]

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +30,10 @@ from .limits import EffectiveLimit
 
 _log = logging.getLogger("otel_memory")
 _T = TypeVar("_T")
+# (read memory.current, read the inactive file cache from memory.stat, read memory.events,
+# the inactive file key)
+_CgroupReaders = tuple[Callable[[], int], Callable[[], dict[str, int]],
+                       Callable[[], dict[str, int]], str]
 
 
 @dataclass(frozen=True)
@@ -92,11 +97,16 @@ class Sampler:
         self._statm: str | None = str(self._proc / "self" / "statm")
         psi = limit.cgroup.pressure if limit.cgroup else None
         self._psi_path = str(psi if psi is not None and psi.exists() else self._proc / "pressure" / "memory")
-        # Paths as strings, made once: a sample reads them every collection cycle.
+        # Readers bound to their paths once: a sample calls them every collection cycle.
+        self._read_psi = partial(probes.read_psi_totals, self._psi_path)
         cgroup = limit.cgroup
-        self._cgroup_paths: tuple[str, str, str, str] | None = None if cgroup is None else (
-            str(cgroup.usage), str(cgroup.stat), str(cgroup.events),
-            "inactive_file" if cgroup.version == 2 else "total_inactive_file")
+        self._cgroup_readers: _CgroupReaders | None = None
+        if cgroup is not None:
+            inactive = "inactive_file" if cgroup.version == 2 else "total_inactive_file"
+            self._cgroup_readers = (
+                partial(probes.read_int_file, str(cgroup.usage)),
+                partial(probes.read_keyed, str(cgroup.stat), inactive),
+                partial(probes.read_keyed, str(cgroup.events), "oom_kill"), inactive)
 
     @property
     def disabled(self) -> frozenset[str]:
@@ -106,9 +116,15 @@ class Sampler:
     def current(self, max_age_s: float | None = None) -> MemorySample:
         """The latest sample if it is at most ``max_age_s`` old and of this process, else a new one.
 
-        ``max_age_s=0`` always takes a new sample (the monitor's tick does).
+        ``max_age_s=0`` always takes a new sample (the monitor's tick does). Every callback of
+        a collection asks, so a fresh sample is returned without taking the lock (reading one
+        attribute is atomic); only a new sample is taken under it.
         """
         age = self._max_age_s if max_age_s is None else max_age_s
+        latest = self._latest
+        if (latest is not None and age > 0 and self._clock() - latest.time <= age
+                and latest.pid == os.getpid()):
+            return latest
         with self._lock:
             latest = self._latest
             if (latest is None or age <= 0 or latest.pid != os.getpid()
@@ -166,19 +182,17 @@ class Sampler:
         """Read every enabled signal now."""
         rss_vms = self._probe("process.memory", self._rss_vms)
         rusage = self._probe("rusage", probes.read_rusage)
-        cgroup = self._cgroup_paths
+        cgroup = self._cgroup_readers
         usage = working_set = oom_kills = None
         if cgroup is not None:
-            usage_path, stat_path, events_path, inactive_key = cgroup
-            usage = self._probe("container.usage", lambda: probes.read_int_file(usage_path))
-            stat = self._probe("container.working_set",
-                               lambda: probes.read_keyed(stat_path, inactive_key))
+            read_usage, read_stat, read_events, inactive_key = cgroup
+            usage = self._probe("container.usage", read_usage)
+            stat = self._probe("container.working_set", read_stat)
             if usage is not None and stat is not None:
                 working_set = max(0, usage - stat[inactive_key])
-            events = self._probe("container.oom_kills",
-                                 lambda: probes.read_keyed(events_path, "oom_kill"))
+            events = self._probe("container.oom_kills", read_events)
             oom_kills = events["oom_kill"] if events is not None else None
-        psi = self._probe("psi", lambda: probes.read_psi_totals(self._psi_path))
+        psi = self._probe("psi", self._read_psi)
         traced = self._probe("tracemalloc", probes.read_tracemalloc)
         uss = (self._probe("uss", lambda: int(self._psutil_process().memory_full_info().uss))
                if self._enable_uss else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -110,3 +111,51 @@ def test_two_live_sets_of_one_name_both_report(meter_provider: MeterProvider,
     second.close()
     assert points(collect(reader), catalog.MEMORY_POOL_SIZE.name) == [
         (1, {catalog.ATTR_POOL_NAME: "a"})]
+
+
+def test_observe_prepared_hands_over_the_observations_as_they_are(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    ready = [Observation(7, {catalog.ATTR_POOL_NAME: "db"}), Observation(9)]
+    calls: list[int] = []
+
+    def prepared() -> list[Observation]:
+        calls.append(1)
+        return ready
+
+    instruments.observe_prepared(catalog.MEMORY_POOL_SIZE, prepared)
+    assert sorted(points(collect(reader), catalog.MEMORY_POOL_SIZE.name), key=lambda p: p[0]) == [
+        (7, {catalog.ATTR_POOL_NAME: "db"}), (9, {})]
+    (plugged,) = [callback for _fanout, callback in instruments._plugged]
+    assert plugged(CallbackOptions()) is ready   # no copy, no per-point work at collection
+    instruments.close()
+    assert not points(collect(reader), catalog.MEMORY_POOL_SIZE.name)
+    assert len(calls) == 2
+
+
+def test_observe_prepared_refuses_histograms_and_warns_once(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader,
+        caplog: pytest.LogCaptureFixture) -> None:
+    instruments = InstrumentSet(get_meter(meter_provider))
+    with pytest.raises(ValueError, match="is a histogram"):
+        instruments.observe_prepared(catalog.MEMORY_POOL_WAIT_TIME, lambda: [])
+
+    def broken() -> list[Observation]:
+        raise PermissionError("denied s3cr3t")
+
+    instruments.observe_prepared(catalog.MEMORY_POOL_BORROWED, broken)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        for _ in range(3):
+            assert catalog.MEMORY_POOL_BORROWED.name not in collect(reader)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "PermissionError" in warnings[0]
+    assert "s3cr3t" not in caplog.text
+
+
+def test_points_without_attributes_reach_the_sdk_as_none(meter_provider: MeterProvider) -> None:
+    # An empty mapping costs the SDK a cleaning pass per point; None does not.
+    instruments = InstrumentSet(get_meter(meter_provider))
+    instruments.observe(catalog.MEMORY_POOL_SIZE, lambda: [(1, {}), (2, {catalog.ATTR_POOL_NAME: "a"})])
+    (plugged,) = [callback for _fanout, callback in instruments._plugged]
+    observations = list(plugged(CallbackOptions()))
+    assert [(o.value, o.attributes) for o in observations] == [(1, None), (2, {catalog.ATTR_POOL_NAME: "a"})]

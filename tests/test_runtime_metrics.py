@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -175,3 +177,75 @@ def test_a_raising_signal_is_dropped_with_one_warning(
     assert catalog.MEMORY_ALLOCATED.name in second
     warnings = [r.getMessage() for r in caplog.records if catalog.MEMORY_THRESHOLD.name in r.getMessage()]
     assert len(warnings) == 1 and "OSError" in warnings[0]
+
+
+def _driven(tmp_path: Path, meter_provider: MeterProvider) -> tuple[MemoryManager, Callable[[int], None]]:
+    """A started manager whose RSS the test writes (a proc root with its own statm)."""
+    statm = tmp_path / "proc" / "self" / "statm"
+    statm.parent.mkdir(parents=True)
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss_mb(megabytes: int) -> None:
+        pages = megabytes * MB // page
+        statm.write_text(f"{pages * 2} {pages} 100 10 0 {pages} 0\n")
+
+    rss_mb(100)
+    config = MemoryManagementConfig(
+        monitor_config=MemoryLimitConfig(max_heap_mb=1000, monitoring_interval_ms=600_000),
+        enable_leak_detection=False)
+    manager = MemoryManager(config, meter_provider=meter_provider, proc_root=tmp_path / "proc",
+                            cgroup_root=tmp_path / "no-cgroup")
+    manager.initialize()
+    return manager, rss_mb
+
+
+def test_a_tick_is_reported_by_the_next_collection(
+        tmp_path: Path, meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    manager, rss_mb = _driven(tmp_path, meter_provider)
+    try:
+        manager.sampler._max_age_s = 3600.0   # no cycle ends by age: only the tick starts one
+        metrics = collect(reader)
+        assert _value(metrics, catalog.PROCESS_MEMORY_USAGE) == 100 * MB
+        assert _value(metrics, catalog.MEMORY_PRESSURE_LEVEL) == 0
+        rss_mb(950)
+        assert collect(reader) and _value(collect(reader), catalog.PROCESS_MEMORY_USAGE) == 100 * MB
+        manager.check_pressure()
+        metrics = collect(reader)
+        assert _value(metrics, catalog.PROCESS_MEMORY_USAGE) == 950 * MB
+        assert _value(metrics, catalog.MEMORY_ALLOCATED) == 950 * MB
+        assert _value(metrics, catalog.MEMORY_UTILIZATION) == pytest.approx(95.0)
+        assert _value(metrics, catalog.MEMORY_PRESSURE_LEVEL) == 3
+        assert _value(metrics, catalog.MEMORY_PRESSURE_TRANSITIONS,
+                      **{catalog.ATTR_PRESSURE_STATE: "critical"}) == 1
+        assert _value(metrics, catalog.MEMORY_TREND_AVERAGE) > 100 * MB
+    finally:
+        manager.shutdown()
+
+
+def test_signals_are_built_once_per_sample_not_once_per_callback(
+        manager: MemoryManager, reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    thresholds = manager.thresholds
+
+    def counted(_self: MemoryManager) -> Any:
+        reads.append(1)
+        return thresholds
+
+    monkeypatch.setattr(type(manager), "thresholds", property(counted), raising=False)
+    manager.sampler._max_age_s = 3600.0
+    manager.sampler.invalidate()
+    first = collect(reader)
+    assert len(first) >= 15 and len(reads) == 1
+    second = collect(reader)     # the same sample: the built points are handed over again
+    assert len(reads) == 1
+    assert _value(second, catalog.MEMORY_THRESHOLD, **{catalog.ATTR_THRESHOLD_KIND: "high"}) == (
+        thresholds.high)
+    manager.sampler.invalidate()  # a new cycle: built again, once
+    collect(reader)
+    assert len(reads) == 2
+    # The end of a monitoring tick (its pauses recorded) starts a new build from the same
+    # sample: the level and trend of that tick are reported even while the sample is fresh.
+    manager._instruments.record_gc_pauses([])
+    collect(reader)
+    assert len(reads) == 3
+

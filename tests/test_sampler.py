@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
+import threading
 from pathlib import Path
 
 import psutil
@@ -14,7 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.limits import CgroupFiles, EffectiveLimit
 from otel_memory.manager import MemoryManager
-from otel_memory.sampler import Sampler
+from otel_memory.sampler import MemorySample, Sampler
 from tests.conftest import collect
 
 GB = 1 << 30
@@ -62,7 +64,7 @@ def test_one_collection_takes_one_sample(reader: InMemoryMetricReader, meter_pro
         takes = []
         original = manager.sampler.take
 
-        def counting_take() -> object:
+        def counting_take() -> MemorySample:
             takes.append(1)
             return original()
 
@@ -156,3 +158,28 @@ def test_reset_counts_gc_from_there() -> None:
     assert (sampler.take().gc or ())[2][0] == 0
     gc.collect()
     assert (sampler.take().gc or ())[2][0] == 1
+
+
+def test_a_fresh_sample_is_returned_without_the_lock(tmp_path: Path) -> None:
+    # Every callback of a collection asks for the sample: while it is fresh, none of them
+    # waits on the lock a new sample is taken under.
+    clock = FakeClock()
+    sampler = Sampler(PHYSICAL, proc_root=_proc(tmp_path), max_age_s=0.5, clock=clock)
+    first = sampler.current()
+    result: list[object] = []
+    with sampler._lock:
+        reader = threading.Thread(target=lambda: result.append(sampler.current()))
+        reader.start()
+        reader.join(5)
+        assert result == [first]
+    clock.now += 1.0
+    assert sampler.current() is not first
+
+
+def test_a_sample_of_another_process_is_never_shared(tmp_path: Path) -> None:
+    clock = FakeClock()
+    sampler = Sampler(PHYSICAL, proc_root=_proc(tmp_path), max_age_s=0.5, clock=clock)
+    parent = dataclasses.replace(sampler.current(), pid=os.getpid() + 1)
+    sampler._latest = parent       # what a forked child inherits before its reset
+    child = sampler.current()
+    assert child is not parent and child.pid == os.getpid()
