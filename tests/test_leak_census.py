@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pympler import summary
 
-from otel_memory.leak.census import HeapSnapshot, compare, take_census, type_name
+from otel_memory.leak.census import HeapSnapshot, compare, own_objects, subtract, take_census, type_name
 
 
 class Widget:
@@ -136,3 +136,48 @@ def test_objects_whose_size_cannot_be_read_are_counted_with_zero_bytes() -> None
     assert snapshot.totals[type_name(NegativeSize)].count == 5
     assert snapshot.totals["list"].count > 0        # the rest of those chunks was counted too
     del held
+
+
+def test_untracked_items_are_counted_per_holder_type(quiet_gc: None) -> None:
+    before = take_census()
+    in_list = [f"entry {i}" for i in range(3000)]
+    in_dict = {i: f"value {i}" for i in range(2000)}
+    kept = [in_dict]       # a running function's locals are in no tracked object on 3.11+
+    after = take_census()
+    def held_in(snapshot: HeapSnapshot, holder: str) -> int:
+        total = snapshot.holders_of("str").get(holder)
+        return 0 if total is None else total.count
+
+    assert held_in(after, "list") - held_in(before, "list") >= 3000
+    assert held_in(after, "dict") - held_in(before, "dict") >= 2000     # an untracked dict, walked
+    assert sum(t.count for t in after.holders_of("str").values()) <= after.totals["str"].count * 2
+    del in_list, in_dict, kept
+
+
+def test_automatic_collection_waits_for_the_census_and_comes_back() -> None:
+    seen: list[bool] = []
+
+    def visit(chunk: list[object], types: list[type]) -> None:
+        seen.append(gc.isenabled())
+
+    assert gc.isenabled()
+    take_census(chunk_size=2000, visit=visit)
+    assert seen and not any(seen) and gc.isenabled()
+    gc.disable()
+    try:
+        take_census()
+        assert not gc.isenabled()        # left as the application had it
+    finally:
+        gc.enable()
+
+
+def test_the_detector_s_own_bookkeeping_can_be_left_out_of_a_snapshot() -> None:
+    bookkeeping = {(10_000_000 + i, "dict"): [1_000_000 + i, 2.5] for i in range(500)}
+    own = own_objects([bookkeeping])
+    assert own["tuple"].count == 500 and own["list"].count == 500 and own["float"].count == 1
+    assert own["int"].count == 1000 and own["dict"].count == 1
+    snapshot = take_census()
+    less = subtract(snapshot, own)
+    assert less.totals["tuple"].count == max(0, snapshot.totals["tuple"].count - 500)
+    assert less.totals["int"].size == max(0, snapshot.totals["int"].size - own["int"].size)
+    assert subtract(snapshot, {}) is snapshot

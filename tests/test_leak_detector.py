@@ -18,8 +18,10 @@ from otel_memory import catalog as c
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.leak import LeakDetector, RankingPolicy
 from otel_memory.leak.census import type_name
+from otel_memory.leak.native import MallocStats, NativeMemoryReader
 from otel_memory.leak.report import KINDS
 from otel_memory.manager import MemoryManager
+from otel_memory.trend import MemoryTrend, TrendReport
 from tests.conftest import collect, points
 
 FAST = RankingPolicy(warmup_checks=1, min_growth_checks=2, min_growth_objects=500)
@@ -305,3 +307,103 @@ def test_without_a_manager_the_detector_follows_the_process_rss_itself() -> None
     assert detector.counters.process_growth_alert == 1
     detector.stop()
     del held
+
+
+class FixedTrend:
+    """A TrendSource whose trend the test sets."""
+
+    def __init__(self, report: TrendReport) -> None:
+        self.report = report
+        self.initialized = True
+
+    def get_memory_trend(self) -> TrendReport:
+        return self.report
+
+
+def test_a_sustained_growth_rate_alerts_once_the_window_is_full_and_the_warm_up_over(
+        caplog: pytest.LogCaptureFixture) -> None:
+    per_hour = 60 * MB / 3600                 # 60 MB/hour: 10 MB over a 10-minute window
+    filling = TrendReport(MemoryTrend.INCREASING, per_hour, 400 * MB, 410 * MB, 5 * MB, 5, 300.0, 600.0)
+    full = TrendReport(MemoryTrend.INCREASING, per_hour, 400 * MB, 410 * MB, 10 * MB, 10, 590.0, 600.0)
+    source = FixedTrend(filling)
+    detector = LeakDetector(threshold_bytes=100 * MB, growth_rate_bytes_per_s=50 * MB / 3600,
+                            manager=source, policy=FAST, deep_look=False, native=False)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        warming = detector.check()            # warm-up: no rate alert
+        half = detector.check()               # the window is half full: none either
+        source.report = full
+        alerted = detector.check()
+        detector.check()
+    assert warming.process_growth is not None and not warming.process_growth.alert
+    assert half.process_growth is not None and not half.process_growth.alert
+    assert alerted.process_growth is not None and alerted.process_growth.alert
+    assert alerted.process_growth.reason == "rate"
+    assert alerted.process_growth.rate_threshold_bytes_per_s == pytest.approx(50 * MB / 3600)
+    lines = [r.getMessage() for r in caplog.records if "MB/hour" in r.getMessage()]
+    assert lines == ["Potential memory leak: the process grows by 60.0 MB/hour over the last 590 s "
+                     "(rate threshold 50.0 MB/hour)"]
+    assert detector.counters.alert_reason == "rate" and detector.counters.process_growth_alert == 1
+    steady_source = FixedTrend(full)         # held weakly by the detector
+    off = LeakDetector(growth_rate_bytes_per_s=0, manager=steady_source, policy=FAST,
+                       deep_look=False, native=False)
+    off.check()
+    growth = off.check().process_growth
+    assert growth is not None and not growth.alert      # 0: the rate alert is off
+
+
+@pytest.mark.parametrize("rate", [-1, float("inf"), "50", True])
+def test_a_bad_growth_rate_is_refused(rate: object) -> None:
+    with pytest.raises(ValueError, match=r"growth_rate_bytes_per_s=.*expected a finite number >= 0"):
+        LeakDetector(growth_rate_bytes_per_s=rate)  # type: ignore[arg-type]
+
+
+def test_native_growth_is_a_native_suspect_in_spans_metrics_and_one_log_line(
+        meter_provider: object, reader: InMemoryMetricReader,
+        spans: tuple[TracerProvider, InMemorySpanExporter], caplog: pytest.LogCaptureFixture) -> None:
+    provider, exporter = spans
+    resident = [400 * MB]
+
+    def rss() -> int:
+        resident[0] += 20 * MB              # 20 MB of native memory a check
+        return resident[0]
+
+    detector = LeakDetector(meter_provider=meter_provider, tracer_provider=provider,  # type: ignore[arg-type]
+                            policy=FAST, deep_look=False,
+                            native=NativeMemoryReader(rss=rss, malloc=lambda: MallocStats(0, 3 * MB, 0)))
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        reports = [detector.check() for _ in range(6)]
+    natives = reports[-1].of_kind("native")
+    assert len(natives) == 1 and natives[0].size_delta >= 60 * MB
+    assert reports[-1].native is not None and reports[-1].native.retained_bytes == 3 * MB
+    events = [e for e in exporter.get_finished_spans()[-1].events if e.name == c.EVENT_LEAK_SUSPECT]
+    assert [e.attributes[c.ATTR_LEAK_KIND] for e in events] == ["native"]
+    data = collect(reader)
+    assert points(data, c.MEMORY_LEAK_NATIVE_SIZE.name) == [(reports[-1].native.native_bytes, {})]
+    assert points(data, c.MEMORY_MALLOC_RETAINED.name) == [(3 * MB, {})]
+    lines = [r.getMessage() for r in caplog.records if "native memory grew" in r.getMessage()]
+    assert len(lines) == 1 and "malloc free lists 3.0 MB" in lines[0]
+    detector.stop()
+
+
+_GROWING: dict[int, Parcel] = {}
+
+
+def test_a_growing_module_dict_is_named_and_attributed_to_where_its_items_were_made() -> None:
+    detector = LeakDetector(policy=FAST, deep_look=False, native=False, attribute_allocations=True,
+                            attribution_window_s=0.05)
+    containers = []
+    try:
+        for step in range(6):
+            _GROWING.update((step * 10_000 + i, Parcel()) for i in range(1000))
+            report = detector.check()
+            containers.append([s for s in report.of_kind("container") if s.attribute])
+            time.sleep(0.06)
+    finally:
+        _GROWING.clear()
+        detector.stop()
+    named = [s for found in containers for s in found if s.attribute == f"{__name__}:_GROWING"]
+    assert named and named[0].type_name == "dict" and named[0].item_type == type_name(Parcel)
+    assert named[-1].allocation_site is not None
+    assert named[-1].allocation_site.split(":")[0].endswith("test_leak_detector.py")
+    report_text = json.dumps(report.to_json_dict())
+    assert f"{__name__}:_GROWING" in report_text and "Parcel object at" not in report_text

@@ -38,7 +38,6 @@ Example::
 from __future__ import annotations
 
 import gc
-import operator
 import sys
 import time
 import types
@@ -166,7 +165,7 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
     was_enabled = gc.isenabled()
     gc.disable()
     objects = gc.get_objects()
-    tally.containers = ContainerTally(exclude=(objects, tally.pairs, tally.held))
+    tally.containers = ContainerTally(exclude=(objects, tally.pairs))
     scanned = len(objects)
     try:
         while objects:
@@ -182,24 +181,26 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
         del objects
         if was_enabled:
             gc.enable()
-    totals = _totals(tally.pairs.items())
+    triples = list(tally.pairs.items())
+    totals = _totals(((kind, size), count) for (_holder, kind, size), count in triples)
     heap_bytes = sum(total.size for total in totals.values())
     return HeapSnapshot(
         taken_at=time.monotonic(), totals=totals, objects_scanned=scanned, heap_bytes=heap_bytes,
         duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started,
-        held=_held(tally.held.items()), containers=tally.containers.largest())
+        held=_held(triple for triple in triples if triple[0][0]),
+        containers=tally.containers.largest())
 
 
 class _Tally:
     """What a census counts while it walks: (type, size) pairs, untracked items by holder,
     and the largest containers."""
 
-    __slots__ = ("big", "containers", "held", "pairs", "pause")
+    __slots__ = ("big", "containers", "pairs", "pause")
 
     def __init__(self, chunk_size: int, pause: Callable[[float], None]) -> None:
         self.pause = pause
-        self.pairs: Counter[tuple[type, int]] = Counter()
-        self.held: Counter[tuple[str, type, int]] = Counter()
+        # (holder, type, size) -> objects; holder "" for the tracked objects themselves
+        self.pairs: Counter[tuple[str, type, int]] = Counter()
         self.containers = ContainerTally()
         self.big = 8 * chunk_size     # bytes of a container holding about chunk_size references
 
@@ -208,8 +209,8 @@ def _count_chunk(chunk: list[object], types: list[type], tally: _Tally,
                  pause: Callable[[float], None]) -> int:
     """Count a chunk and the untracked objects it holds; how many of those there were."""
     sizes = _sizes(chunk)
-    # (type, size) pairs are counted in C; a type has few distinct sizes.
-    tally.pairs.update(zip(types, sizes, strict=True))
+    # (holder, type, size) triples are counted in C; a type has few distinct sizes.
+    tally.pairs.update(zip(repeat(""), types, sizes))
     tally.containers.add(chunk, types, sizes)
     big = tally.big
     if max(sizes, default=0) <= big:
@@ -240,17 +241,18 @@ _HOLDERS: dict[type, str] = {list: "list", dict: "dict", tuple: "tuple", set: "s
 def _count_untracked_by_holder(chunk: list[object], types: list[type], tally: _Tally) -> int:
     """Untracked referents of the chunk, counted per holder type (builtin containers one by
     one, everything else as ``object``)."""
-    scanned = 0
-    rest = [True] * len(chunk)
     present = set(types)
-    for kind, holder in _HOLDERS.items():
-        if kind not in present:
-            continue
-        mask = list(map(is_, types, repeat(kind)))
-        scanned += _count_untracked(gc.get_referents(*compress(chunk, mask)), holder, tally)
-        rest = list(map(operator.and_, rest, map(operator.not_, mask)))
-    if len(present - _HOLDERS.keys()):
-        scanned += _count_untracked(gc.get_referents(*compress(chunk, rest)), "object", tally)
+    holders = [holder for kind, holder in _HOLDERS.items() if kind in present]
+    if not holders:
+        return _count_untracked(gc.get_referents(*chunk), "object", tally)
+    codes = list(map(_HOLDERS.get, types))     # the holder's name, or None for any other type
+    scanned = 0
+    for holder in holders:
+        scanned += _count_untracked(
+            gc.get_referents(*compress(chunk, map(is_, codes, repeat(holder)))), holder, tally)
+    if not present <= _HOLDERS.keys():
+        scanned += _count_untracked(
+            gc.get_referents(*compress(chunk, map(is_, codes, repeat(None)))), "object", tally)
     return scanned
 
 
@@ -280,11 +282,10 @@ def _count_untracked(referents: list[object], holder: str, tally: _Tally) -> int
     del untracked
     kinds = list(map(type, unique))
     sizes = _sizes(unique)
-    tally.pairs.update(zip(kinds, sizes, strict=True))
-    tally.held.update(zip(repeat(holder), kinds, sizes))
+    tally.pairs.update(zip(repeat(holder), kinds, sizes))
     scanned = len(unique)
-    large = list(map(MIN_CONTAINER_BYTES.__le__, sizes))
-    if any(large):
+    if max(sizes, default=0) >= MIN_CONTAINER_BYTES:
+        large = list(map(MIN_CONTAINER_BYTES.__le__, sizes))
         # A big container the collector does not track (a dict of a million str -> int, a long
         # tuple of numbers): its items are counted too, and it can be a growing container.
         unique = list(compress(unique, large))

@@ -83,9 +83,9 @@ class ContainerTally:
 
     def add(self, chunk: list[object], types: list[type], sizes: list[int]) -> None:
         """Look at the objects of one chunk that are large enough to matter."""
-        large = list(map(self._min_bytes.__le__, sizes))
-        if not any(large):
+        if max(sizes, default=0) < self._min_bytes:
             return
+        large = list(map(self._min_bytes.__le__, sizes))
         heap, limit = self._heap, self._limit
         for obj, kind, size in zip(compress(chunk, large), compress(types, large),
                                    compress(sizes, large), strict=True):

@@ -1,0 +1,59 @@
+"""Native memory: resident set less the Python heap less malloc's retained free bytes."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+import pytest
+
+from otel_memory.leak.native import MallocStats, NativeMemory, NativeMemoryReader, glibc_mallinfo2
+
+MB = 1024 * 1024
+
+
+def test_the_native_gap_leaves_out_the_python_heap_and_what_malloc_keeps_for_reuse() -> None:
+    reading = NativeMemory(rss_bytes=300 * MB, python_bytes=120 * MB, retained_bytes=30 * MB)
+    assert reading.native_bytes == 150 * MB
+    assert NativeMemory(300 * MB, 120 * MB, None).native_bytes == 180 * MB
+    assert reading.to_json_dict() == {"rss_bytes": 300 * MB, "python_bytes": 120 * MB,
+                                      "retained_bytes": 30 * MB, "native_bytes": 150 * MB}
+
+
+def test_the_reader_takes_its_sources_as_parameters() -> None:
+    reader = NativeMemoryReader(rss=lambda: 200 * MB,
+                                malloc=lambda: MallocStats(in_use_bytes=50 * MB, free_bytes=5 * MB,
+                                                           mmapped_bytes=0))
+    assert reader.has_malloc_stats
+    assert reader.read(python_bytes=80 * MB) == NativeMemory(200 * MB, 80 * MB, 5 * MB)
+    assert NativeMemoryReader(rss=lambda: None, malloc=False).read(1) is None
+
+
+def test_a_failing_source_loses_its_signal_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> MallocStats:
+        raise OSError("no such symbol")
+
+    reader = NativeMemoryReader(rss=lambda: 100 * MB, malloc=broken)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        first, second = reader.read(10 * MB), reader.read(10 * MB)
+    assert first == second == NativeMemory(100 * MB, 10 * MB, None)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "mallinfo2" in warnings[0] and "OSError" in warnings[0]
+
+
+def test_glibc_mallinfo2_sees_a_native_allocation_and_its_release() -> None:
+    read = glibc_mallinfo2()
+    if read is None:
+        pytest.skip("the C library has no mallinfo2 (not glibc >= 2.33)")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = read()
+    address = libc.malloc(64 * MB)
+    during = read()
+    libc.free(address)
+    after = read()
+    assert before is not None and during is not None and after is not None
+    assert during.in_use_bytes - before.in_use_bytes >= 64 * MB
+    assert during.mmapped_bytes - before.mmapped_bytes >= 64 * MB      # above the mmap threshold
+    assert during.in_use_bytes - after.in_use_bytes >= 64 * MB
