@@ -30,14 +30,14 @@ def render_metrics_markdown() -> str:
     lines = [
         "# Metrics",
         "",
-        "Generated from `otel_memory/catalog.py` by `otel-memory docs --out docs/metrics.md`; "
+        "Generated from the catalogue (`otel_memory/catalog/`) by `otel-memory docs --out docs/metrics.md`; "
         "a test fails when this file is stale. Prometheus names are those of the OpenTelemetry "
         "Prometheus exporter and of Prometheus's OTLP receiver (histograms add `_bucket`, "
         "`_sum` and `_count`). Metrics marked opt-in need the named configuration switch.",
         "",
     ]
     for group in catalog.Group:
-        specs = list(catalog.in_group(group))
+        specs = [spec for spec in catalog.ALL if spec.group is group]
         if not specs:
             continue
         lines += [f"## {_TITLES[group]}", "",
