@@ -44,8 +44,8 @@ import types
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import compress, filterfalse, repeat
-from operator import is_
+from itertools import chain, compress, filterfalse, repeat
+from operator import is_, not_
 
 from pympler import summary
 
@@ -164,8 +164,10 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
     # collection waits until the census is done (an explicit gc.collect() still runs).
     was_enabled = gc.isenabled()
     gc.disable()
+    pause(0)         # the one long step comes next: let other threads run just before it
     objects = gc.get_objects()
-    tally.containers = ContainerTally(exclude=(objects, tally.pairs))
+    tally.containers = ContainerTally(exclude=(objects, tally.pairs, *tally.held.values(),
+                                               *tally.sampled.values()))
     scanned = len(objects)
     try:
         while objects:
@@ -181,13 +183,13 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
         del objects
         if was_enabled:
             gc.enable()
-    triples = list(tally.pairs.items())
-    totals = _totals(((kind, size), count) for (_holder, kind, size), count in triples)
+    totals = _totals(chain(tally.pairs.items(), *(held.items() for held in tally.held.values()),
+                           *(held.items() for held in tally.sampled.values())))
     heap_bytes = sum(total.size for total in totals.values())
     return HeapSnapshot(
         taken_at=time.monotonic(), totals=totals, objects_scanned=scanned, heap_bytes=heap_bytes,
         duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started,
-        held=_held(triple for triple in triples if triple[0][0]),
+        held=_held(tally.held, tally.sampled),
         containers=tally.containers.largest())
 
 
@@ -195,35 +197,51 @@ class _Tally:
     """What a census counts while it walks: (type, size) pairs, untracked items by holder,
     and the largest containers."""
 
-    __slots__ = ("big", "containers", "pairs", "pause")
+    __slots__ = ("big", "chunks", "containers", "held", "pairs", "pause", "sampled")
 
     def __init__(self, chunk_size: int, pause: Callable[[float], None]) -> None:
         self.pause = pause
-        # (holder, type, size) -> objects; holder "" for the tracked objects themselves
-        self.pairs: Counter[tuple[str, type, int]] = Counter()
+        self.pairs: Counter[tuple[type, int]] = Counter()     # (type, size) -> tracked objects
+        # holder -> (type, size) -> untracked objects it holds ("" for holders not told apart)
+        self.held: dict[str, Counter[tuple[type, int]]] = {
+            holder: Counter() for holder in ("", *_HOLDERS.values(), "object")}
+        # the same for the small holders of the chunks whose holders are sampled
+        self.sampled: dict[str, Counter[tuple[type, int]]] = {
+            holder: Counter() for holder in (*_HOLDERS.values(), "object")}
         self.containers = ContainerTally()
+        self.chunks = 0
         self.big = 8 * chunk_size     # bytes of a container holding about chunk_size references
+
+
+HOLDER_SAMPLE_EVERY = 8
+"""The untracked items of large containers (``MIN_CONTAINER_BYTES``) are always counted under
+their holder's type; those of the small objects of one chunk in this many, and scaled up. Telling
+every small holder apart would cost a fifth more CPU per census."""
 
 
 def _count_chunk(chunk: list[object], types: list[type], tally: _Tally,
                  pause: Callable[[float], None]) -> int:
     """Count a chunk and the untracked objects it holds; how many of those there were."""
     sizes = _sizes(chunk)
-    # (holder, type, size) triples are counted in C; a type has few distinct sizes.
-    tally.pairs.update(zip(repeat(""), types, sizes))
-    tally.containers.add(chunk, types, sizes)
+    # (type, size) pairs are counted in C; a type has few distinct sizes.
+    tally.pairs.update(zip(types, sizes, strict=True))
+    largest = max(sizes, default=0)
+    if largest >= MIN_CONTAINER_BYTES:
+        tally.containers.add(chunk, types, sizes)
     big = tally.big
-    if max(sizes, default=0) <= big:
-        return _count_untracked_by_holder(chunk, types, tally)
+    tally.chunks += 1
+    sample = tally.chunks % HOLDER_SAMPLE_EVERY == 0
+    if largest <= big:
+        return _count_untracked_of_chunk(chunk, types, sizes, largest, tally, sample)
     # A huge container (a list of a million items) would make one get_referents() call as
     # long as the whole census: its references are read in slices, with pauses between.
     small = list(map(big.__ge__, sizes))
-    scanned = _count_untracked_by_holder(list(compress(chunk, small)),
-                                         list(compress(types, small)), tally)
+    scanned = _count_untracked_of_chunk(list(compress(chunk, small)), list(compress(types, small)),
+                                        list(compress(sizes, small)), big, tally, sample)
     for container in compress(chunk, map(big.__lt__, sizes)):
         holder = holder_name(type(container))
         for part in _referents_in_slices(container, big // 8):
-            scanned += _count_untracked(part, holder, tally)
+            scanned += _count_untracked(part, tally.held[holder], tally)
             pause(0)
     return scanned
 
@@ -238,21 +256,37 @@ _HOLDERS: dict[type, str] = {list: "list", dict: "dict", tuple: "tuple", set: "s
                              frozenset: "frozenset", deque: "collections.deque"}
 
 
-def _count_untracked_by_holder(chunk: list[object], types: list[type], tally: _Tally) -> int:
-    """Untracked referents of the chunk, counted per holder type (builtin containers one by
-    one, everything else as ``object``)."""
+def _count_untracked_of_chunk(chunk: list[object], types: list[type], sizes: list[int],
+                              largest: int, tally: _Tally, sample: bool) -> int:
+    """The untracked referents of a chunk, counted once each: under their holder's type for
+    large containers always, for small holders in a sampled chunk; else under ``""``."""
+    if sample:
+        return _count_by_holder(chunk, types, tally, tally.sampled, {})
+    if largest < MIN_CONTAINER_BYTES:
+        return _count_untracked(gc.get_referents(*chunk), tally.held[""], tally)
+    large = list(map(MIN_CONTAINER_BYTES.__le__, sizes))
+    seen: dict[int, object] = {}
+    scanned = _count_by_holder(list(compress(chunk, large)), list(compress(types, large)), tally,
+                               tally.held, seen)
+    small = gc.get_referents(*compress(chunk, map(not_, large)))
+    return scanned + _count_untracked(small, tally.held[""], tally, seen)
+
+
+def _count_by_holder(chunk: list[object], types: list[type], tally: _Tally,
+                     counters: dict[str, Counter[tuple[type, int]]], seen: dict[int, object]) -> int:
+    """Untracked referents of ``chunk`` counted per holder type (builtin containers one by one,
+    everything else as ``object``); an item held by several kinds of holder counts once."""
     present = set(types)
-    holders = [holder for kind, holder in _HOLDERS.items() if kind in present]
-    if not holders:
-        return _count_untracked(gc.get_referents(*chunk), "object", tally)
     codes = list(map(_HOLDERS.get, types))     # the holder's name, or None for any other type
     scanned = 0
-    for holder in holders:
-        scanned += _count_untracked(
-            gc.get_referents(*compress(chunk, map(is_, codes, repeat(holder)))), holder, tally)
+    for kind, holder in _HOLDERS.items():
+        if kind in present:
+            scanned += _count_untracked(
+                gc.get_referents(*compress(chunk, map(is_, codes, repeat(holder)))),
+                counters[holder], tally, seen)
     if not present <= _HOLDERS.keys():
-        scanned += _count_untracked(
-            gc.get_referents(*compress(chunk, map(is_, codes, repeat(None)))), "object", tally)
+        scanned += _count_untracked(gc.get_referents(*compress(chunk, map(is_, codes, repeat(None)))),
+                                    counters["object"], tally, seen)
     return scanned
 
 
@@ -275,14 +309,24 @@ def _referents_in_slices(container: object, size: int) -> Iterator[list[object]]
             yield items[start:start + size]
 
 
-def _count_untracked(referents: list[object], holder: str, tally: _Tally) -> int:
+def _count_untracked(referents: list[object], counter: Counter[tuple[type, int]], tally: _Tally,
+                     seen: dict[int, object] | None = None) -> int:
+    """Count the untracked objects among ``referents`` once each (and not again when already
+    in ``seen``, the items of other holders of the same chunk) into ``counter``."""
     untracked = list(filterfalse(gc.is_tracked, referents))
     del referents
-    unique = list(dict(zip(map(id, untracked), untracked, strict=True)).values())
+    by_id = dict(zip(map(id, untracked), untracked, strict=True))
     del untracked
+    if seen is not None:
+        if seen:
+            for key in by_id.keys() & seen.keys():
+                del by_id[key]
+        seen.update(by_id)
+    unique = list(by_id.values())
+    del by_id
     kinds = list(map(type, unique))
     sizes = _sizes(unique)
-    tally.pairs.update(zip(repeat(holder), kinds, sizes))
+    counter.update(zip(kinds, sizes, strict=True))
     scanned = len(unique)
     if max(sizes, default=0) >= MIN_CONTAINER_BYTES:
         large = list(map(MIN_CONTAINER_BYTES.__le__, sizes))
@@ -292,7 +336,7 @@ def _count_untracked(referents: list[object], holder: str, tally: _Tally) -> int
         kinds = list(compress(kinds, large))
         tally.containers.add(unique, kinds, list(compress(sizes, large)))
         for container in unique:
-            inner = holder_name(type(container))
+            inner = tally.held[holder_name(type(container))]
             for part in _referents_in_slices(container, tally.big // 8):
                 scanned += _count_untracked(part, inner, tally)
                 tally.pause(0)
@@ -327,14 +371,20 @@ def _totals(pairs: Iterable[tuple[tuple[type, int], int]]) -> dict[str, TypeTota
     return {name: TypeTotal(name, counts[name], sizes[name]) for name in counts}
 
 
-def _held(triples: Iterable[tuple[tuple[str, type, int], int]]) -> dict[tuple[str, str], TypeTotal]:
-    counts: Counter[tuple[str, str]] = Counter()
-    sizes: Counter[tuple[str, str]] = Counter()
-    for (holder, kind, size), count in triples:
-        key = (type_name(kind), holder)
-        counts[key] += count
-        sizes[key] += size * count
-    return {key: TypeTotal(key[0], counts[key], sizes[key]) for key in counts}
+def _held(held: dict[str, Counter[tuple[type, int]]],
+          sampled: dict[str, Counter[tuple[type, int]]]) -> dict[tuple[str, str], TypeTotal]:
+    """Untracked items by (type name, holder): exact for large containers, plus the sampled
+    small holders scaled up by HOLDER_SAMPLE_EVERY."""
+    result: dict[tuple[str, str], TypeTotal] = {}
+    for counters, scale in ((held, 1), (sampled, HOLDER_SAMPLE_EVERY)):
+        for holder, pairs in counters.items():
+            if not holder:
+                continue
+            for name, total in _totals(pairs.items()).items():
+                before = result.get((name, holder), TypeTotal(name, 0, 0))
+                result[(name, holder)] = TypeTotal(name, before.count + scale * total.count,
+                                                   before.size + scale * total.size)
+    return result
 
 
 _OWN_SKIPPED = (type, types.ModuleType, types.FunctionType, types.MethodType,

@@ -72,6 +72,10 @@ def test_leak_checks_and_suspects_arrive_as_spans_events_and_metrics_over_otlp()
         tickets = [a for a in attributes
                    if a[c.ATTR_LEAK_SUSPECT_PREFIX + "type_name"] == "__main__.Ticket"]
         assert tickets
+        assert {t[c.ATTR_LEAK_KIND] for t in tickets} == {"type"}
+        kinds = {a[c.ATTR_LEAK_KIND] for a in attributes}
+        assert kinds <= {"type", "container", "native", "floor"}
+        assert "container" in kinds     # the list the tickets are kept in grows too
         assert tickets[-1][c.ATTR_LEAK_SUSPECT_PREFIX + "count_delta"] >= 1000
         assert tickets[-1][c.ATTR_LEAK_SUSPECT_PREFIX + "snapshots"] >= 4
         assert 0.8 <= tickets[-1][c.ATTR_LEAK_SUSPECT_PREFIX + "score"] < 1
@@ -80,8 +84,12 @@ def test_leak_checks_and_suspects_arrive_as_spans_events_and_metrics_over_otlp()
         assert span_attributes[c.ATTR_LEAK_CHECK_PREFIX + "heap_bytes"] > 1_000_000
 
         assert rx.wait_for(lambda r: bool(r.metrics(c.MEMORY_LEAK_SUSPECTS.name)), timeout=10)
-        suspects = [p.as_int for m in rx.metrics(c.MEMORY_LEAK_SUSPECTS.name) for p in m.gauge.data_points]
-        assert max(suspects) >= 1
+        points = [p for m in rx.metrics(c.MEMORY_LEAK_SUSPECTS.name) for p in m.gauge.data_points]
+        by_kind = {any_value(kv.value): p.as_int for p in points for kv in p.attributes
+                   if kv.key == c.ATTR_LEAK_KIND}
+        assert set(by_kind) == {"type", "container", "native", "floor"} and max(by_kind.values()) >= 1
+        native = [p.as_int for m in rx.metrics(c.MEMORY_LEAK_NATIVE_SIZE.name) for p in m.gauge.data_points]
+        assert native and native[-1] > 0
         checks_total = [p.as_int for m in rx.metrics(c.MEMORY_LEAK_CHECKS.name) for p in m.sum.data_points]
         assert max(checks_total) >= 8
         everything = repr([(s.attributes, [e.attributes for e in s.events]) for s in rx.spans()])
