@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.metrics import Observation
 
@@ -28,9 +28,46 @@ from . import catalog as c
 from .instruments import InstrumentSet, Points, get_meter
 
 if TYPE_CHECKING:
-    from .manager import MemoryManager
-    from .sampler import MemorySample
-    from .trend import TrendReport
+    from opentelemetry.metrics import MeterProvider
+
+    from .config import MemoryManagementConfig
+    from .gcwatch import GcPauseWatch
+    from .limits import EffectiveLimit
+    from .pressure import MemoryPressure, Thresholds
+    from .sampler import MemorySample, Sampler
+    from .trend import TrendReport, TrendTracker
+
+
+class RuntimeSource(Protocol):
+    """What the runtime metrics read from their source (the MemoryManager is one), named here so
+    that this module never imports the manager and tests can build the metrics without one.
+
+    Example::
+
+        RuntimeMetrics(manager)              # a MemoryManager, after initialize()
+    """
+
+    sampler: Sampler
+    limit: EffectiveLimit
+    config: MemoryManagementConfig
+    thresholds: Thresholds
+    trend: TrendTracker
+    gc_watch: GcPauseWatch
+    transitions: dict[MemoryPressure, int]
+    actions: dict[str, int]
+    reclaimed: dict[str, int]
+    rejections: dict[str, int]
+    meter_provider: MeterProvider | None
+
+    @property
+    def last_tick(self) -> int:
+        """Monitoring ticks so far; changes whenever the trend window does."""
+
+    def usage_of(self, sample: MemorySample) -> int:
+        """The usage that pressure is computed from, in bytes."""
+
+    def get_memory_pressure(self) -> MemoryPressure:
+        """The current pressure level."""
 
 _GENERATIONS = [{c.ATTR_GC_GENERATION: generation} for generation in range(3)]
 _MINOR = {c.ATTR_PAGING_FAULT_TYPE: "minor"}
@@ -41,7 +78,7 @@ _THRESHOLD_KINDS = [{c.ATTR_THRESHOLD_KIND: kind} for kind in ("moderate", "high
 
 Observations = list[Observation]
 # A signal's Observations from the manager and the cycle's sample.
-Build = Callable[["MemoryManager", "MemorySample"], Observations]
+Build = Callable[["RuntimeSource", "MemorySample"], Observations]
 # (lists built from this sample, one per signal in registration order)
 _Cycle = tuple["MemorySample | None", list[Observations]]
 _NO_CYCLE: _Cycle = (None, [])
@@ -55,7 +92,7 @@ class RuntimeMetrics:
         RuntimeMetrics(manager).close()
     """
 
-    def __init__(self, manager: MemoryManager) -> None:
+    def __init__(self, manager: RuntimeSource) -> None:
         self._manager_ref = weakref.ref(manager)
         self._sampler = manager.sampler
         self._trend_cache: tuple[tuple[int, int], TrendReport] | None = None
@@ -141,7 +178,7 @@ class RuntimeMetrics:
         cycle = self._cycle = (sample, lists)
         return cycle
 
-    def trend_report(self, manager: MemoryManager) -> TrendReport:
+    def trend_report(self, manager: RuntimeSource) -> TrendReport:
         """The trend report, computed once per monitoring tick rather than once per metric."""
         key = (id(manager.trend), manager.last_tick)
         cached = self._trend_cache
@@ -149,7 +186,7 @@ class RuntimeMetrics:
             cached = self._trend_cache = (key, manager.trend.report())
         return cached[1]
 
-    def _with_manager(self, points: Callable[[MemoryManager], Points]) -> Callable[[], Points]:
+    def _with_manager(self, points: Callable[[RuntimeSource], Points]) -> Callable[[], Points]:
         """``points(manager)`` while the manager lives, nothing after it was collected."""
         manager_ref = self._manager_ref
 
@@ -188,25 +225,25 @@ def _one(value: float | None) -> Observations:
     return [] if value is None else [Observation(value)]
 
 
-def _peak(_manager: MemoryManager, sample: MemorySample) -> Observations:
+def _peak(_manager: RuntimeSource, sample: MemorySample) -> Observations:
     if sample.peak is None and sample.rss is None:
         return []
     return [Observation(max(sample.peak or 0, sample.rss or 0))]
 
 
-def _faults(_manager: MemoryManager, sample: MemorySample) -> Observations:
+def _faults(_manager: RuntimeSource, sample: MemorySample) -> Observations:
     if sample.minor_faults is None or sample.major_faults is None:
         return []
     return [Observation(sample.minor_faults, _MINOR), Observation(sample.major_faults, _MAJOR)]
 
 
-def _psi(_manager: MemoryManager, sample: MemorySample) -> Observations:
+def _psi(_manager: RuntimeSource, sample: MemorySample) -> Observations:
     if sample.psi_some_s is None or sample.psi_full_s is None:
         return []
     return [Observation(sample.psi_some_s, _PSI_SOME), Observation(sample.psi_full_s, _PSI_FULL)]
 
 
-def _thresholds(manager: MemoryManager, _sample: MemorySample) -> Observations:
+def _thresholds(manager: RuntimeSource, _sample: MemorySample) -> Observations:
     thresholds = manager.thresholds
     values = (thresholds.moderate, thresholds.high, thresholds.critical)
     return [Observation(value, kind) for value, kind in zip(values, _THRESHOLD_KINDS, strict=True)]

@@ -23,7 +23,13 @@ from opentelemetry.sdk.metrics.export import (
 from otel_memory import catalog
 from otel_memory.catalog import Instrument
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
+from otel_memory.gcwatch import GcPauseWatch
+from otel_memory.limits import EffectiveLimit
 from otel_memory.manager import MemoryManager
+from otel_memory.pressure import MemoryPressure, Thresholds
+from otel_memory.runtime_metrics import RuntimeMetrics
+from otel_memory.sampler import MemorySample, Sampler
+from otel_memory.trend import TrendTracker
 from tests.conftest import collect, points
 
 ALWAYS = [spec for spec in catalog.in_group(catalog.Group.PROCESS, catalog.Group.GC, catalog.Group.PRESSURE)
@@ -249,3 +255,43 @@ def test_signals_are_built_once_per_sample_not_once_per_callback(
     collect(reader)
     assert len(reads) == 3
 
+
+
+class FixedSource:
+    """A RuntimeSource with no manager: a limit, thresholds and counters the test sets."""
+
+    def __init__(self, meter_provider: MeterProvider) -> None:
+        self.limit = EffectiveLimit(bytes=4096 * MB, source="config")
+        self.sampler = Sampler(self.limit)
+        self.config = MemoryManagementConfig()
+        self.thresholds = Thresholds(moderate=3072 * MB, high=3200 * MB, critical=3584 * MB)
+        self.trend = TrendTracker(window_s=60.0)
+        self.gc_watch = GcPauseWatch()
+        self.transitions = {level: 0 for level in MemoryPressure}
+        self.transitions[MemoryPressure.HIGH] = 2
+        self.actions = {"gc_collect": 3}
+        self.reclaimed: dict[str, int] = {}
+        self.rejections: dict[str, int] = {}
+        self.meter_provider: MeterProvider | None = meter_provider
+        self.last_tick = 0
+
+    def usage_of(self, sample: MemorySample) -> int:
+        return sample.rss or 0
+
+    def get_memory_pressure(self) -> MemoryPressure:
+        return MemoryPressure.MODERATE
+
+
+def test_the_runtime_metrics_are_built_from_any_source_without_a_manager(
+        meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    source = FixedSource(meter_provider)
+    metrics = RuntimeMetrics(source)
+    data = collect(reader)
+    assert points(data, catalog.MEMORY_LIMIT.name) == [(4096 * MB, {catalog.ATTR_LIMIT_SOURCE: "config"})]
+    assert points(data, catalog.MEMORY_PRESSURE_LEVEL.name) == [(int(MemoryPressure.MODERATE), {})]
+    assert (2, {catalog.ATTR_PRESSURE_STATE: MemoryPressure.HIGH.state}) in points(
+        data, catalog.MEMORY_PRESSURE_TRANSITIONS.name)
+    assert points(data, catalog.MEMORY_PRESSURE_ACTIONS.name) == [
+        (3, {catalog.ATTR_PRESSURE_ACTION: "gc_collect"})]
+    assert points(data, catalog.MEMORY_ALLOCATED.name)[0][0] > 0
+    metrics.close()

@@ -72,8 +72,8 @@ class LeakSuspect:
 
     @property
     def key(self) -> str:
-        """What identifies this suspect from check to check (kind, type and where held)."""
-        return f"{self.kind}:{self.type_name}:{self.attribute or ''}"
+        """What identifies this suspect from check to check (kind, type, where held, items)."""
+        return f"{self.kind}:{self.type_name}:{self.attribute or ''}:{self.item_type or ''}"
 
     def with_allocation_site(self, site: str | None) -> LeakSuspect:
         """This suspect with its allocation site."""
