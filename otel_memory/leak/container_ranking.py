@@ -19,7 +19,7 @@ Example::
 from __future__ import annotations
 
 from .census import HeapSnapshot
-from .ranking import RankingPolicy
+from .policy import RankingPolicy
 from .report import KIND_CONTAINER, LeakSuspect
 from .series import SeriesHistory, grown, observe
 

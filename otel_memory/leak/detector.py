@@ -50,7 +50,8 @@ from .containers import find_attribute
 from .metrics import LeakCounters, LeakMetrics
 from .native import NativeMemoryReader, process_rss
 from .native_ranking import NativeRanker
-from .ranking import GrowthRanker, RankingPolicy
+from .policy import RankingPolicy
+from .ranking import GrowthRanker
 from .report import (
     KIND_CONTAINER,
     KIND_FLOOR,

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from .native import NativeMemory
-from .ranking import RankingPolicy
+from .policy import RankingPolicy
 from .report import KIND_NATIVE, NATIVE_TYPE_NAME, LeakSuspect
 from .series import SeriesHistory, grown, observe
 

@@ -18,10 +18,8 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .ranking import RankingPolicy
+from .policy import RankingPolicy
 
 
 class SeriesHistory:
