@@ -21,7 +21,7 @@ from __future__ import annotations
 from .census import HeapSnapshot
 from .policy import RankingPolicy
 from .report import KIND_CONTAINER, LeakSuspect
-from .series import SeriesHistory, grown, observe
+from .series import SeriesHistory, advance, grown
 
 _FORGET_AFTER_ABSENT_CHECKS = 10
 
@@ -63,12 +63,9 @@ class ContainerRanker:
             if history is None:
                 self._history[key] = SeriesHistory(sample.length, sample.size, now, check)
                 continue
-            history.absent = 0
-            if warming_up:
-                history.learn(sample.length, sample.size, now)
+            if not advance(policy, history, sample.length, sample.size, now, check, warming_up,
+                           policy.min_growth_objects, policy.min_growth_bytes):
                 continue
-            observe(policy, history, sample.length, sample.size, check, policy.min_growth_objects,
-                    policy.min_growth_bytes)
             growth = grown(policy, history, sample.length, sample.size, now, check,
                            policy.min_growth_objects, policy.min_growth_bytes)
             if growth is None:

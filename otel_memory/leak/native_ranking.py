@@ -18,7 +18,7 @@ from __future__ import annotations
 from .native import NativeMemory
 from .policy import RankingPolicy
 from .report import KIND_NATIVE, NATIVE_TYPE_NAME, LeakSuspect
-from .series import SeriesHistory, grown, observe
+from .series import SeriesHistory, advance, grown
 
 
 class NativeRanker:
@@ -53,12 +53,12 @@ class NativeRanker:
             self._gap = SeriesHistory(0, native, now, check)
             self._rss = SeriesHistory(0, rss, now, check)
             return None
-        if warming_up:
-            self._gap.learn(0, native, now)
-            self._rss.learn(0, rss, now)
-            return None
         policy = self.policy
-        observe(policy, self._gap, 0, native, check, 1 << 62, policy.native_min_growth_bytes)
+        if warming_up:
+            self._rss.learn(0, rss, now)      # the resident set's baseline, for native_share
+        if not advance(policy, self._gap, 0, native, now, check, warming_up, 1 << 62,
+                       policy.native_min_growth_bytes):
+            return None
         growth = grown(policy, self._gap, 0, native, now, check, 1 << 62,
                        policy.native_min_growth_bytes)
         rss_growth = rss - self._rss.base_size

@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from .census import HeapSnapshot, TypeTotal
 from .policy import RankingPolicy
 from .report import KIND_FLOOR, KIND_TYPE, LeakSuspect
-from .series import Growth, SeriesHistory, grown, observe, succession_score
+from .series import Growth, SeriesHistory, advance, grown, observe, succession_score
 from .window import Window, kendall_tau, rising_floor, rising_trend
 
 _OWN_TYPES = "otel_memory.leak."
@@ -125,12 +125,9 @@ class GrowthRanker:
             if seen is None:
                 base = (total.count, total.size) if warming else (0, 0)
                 seen = history[name] = SeriesHistory(*base, now, check)
-            seen.absent = 0
-            if warming:
-                seen.learn(total.count, total.size, now)
+            if not advance(policy, seen, total.count, total.size, now, check, warming,
+                           policy.min_growth_objects, policy.min_growth_bytes):
                 continue
-            observe(policy, seen, total.count, total.size, check, policy.min_growth_objects,
-                    policy.min_growth_bytes)
             self._remember(seen, total.count, total.size)
             suspect = (self._suspect(name, seen, total, now, check)
                        or self._floor_suspect(name, seen, total, now, check)

@@ -111,6 +111,17 @@ def observe(policy: RankingPolicy, seen: SeriesHistory, count: int, size: int, c
     seen.last_count, seen.last_size = count, size
 
 
+def advance(policy: RankingPolicy, seen: SeriesHistory, count: int, size: int, when: float,
+            check: int, warming_up: bool, min_objects: int, min_bytes: int) -> bool:
+    """One census: learned into the baseline during the warm-up (False), observed after (True)."""
+    seen.absent = 0
+    if warming_up:
+        seen.learn(count, size, when)
+        return False
+    observe(policy, seen, count, size, check, min_objects, min_bytes)
+    return True
+
+
 def grown(policy: RankingPolicy, seen: SeriesHistory, count: int, size: int, now: float,
           check: int, min_objects: int, min_bytes: int) -> Growth | None:
     """The growth when the series is suspect by the peak rule, else None."""
