@@ -15,6 +15,8 @@ Example::
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+
+_log = logging.getLogger("otel_memory")
 
 MB = 1024 * 1024
 
@@ -32,21 +36,31 @@ CRITICAL_RATIO = 0.875
 HYSTERESIS_RATIO = 0.02
 
 
-def _number(name: str, value: Any, *, minimum: float = 0.0, allow_zero: bool = False) -> float:
+#: The largest size in megabytes: 2**63 bytes, the most an OTLP integer point can carry.
+MAX_MB = float((1 << 63) // MB - 1)
+#: The longest interval: one day (a thread cannot wait past threading.TIMEOUT_MAX anyway).
+MAX_INTERVAL_S = 86_400.0
+
+
+def _number(name: str, value: Any, *, minimum: float = 0.0, allow_zero: bool = False,
+            maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         unit = " of seconds" if name.endswith("_s") else " of megabytes" if name.endswith("_mb") else ""
         raise ConfigError(f"{name}={value!r} is not a number; expected a number{unit}")
-    if value < minimum or (value == minimum and not allow_zero) or math.isinf(value):
+    if value < minimum or (value == minimum and not allow_zero) or math.isinf(value) or value > maximum:
         bound = f">= {minimum:g}" if allow_zero else f"> {minimum:g}"
+        if maximum < math.inf:
+            bound += f" and <= {maximum:g}"
         raise ConfigError(f"{name}={value!r} is out of range; expected a finite number {bound}")
     return float(value)
 
 
-def _integer(name: str, value: Any, minimum: int = 1) -> int:
+def _integer(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name}={value!r} is not a whole number; expected an integer >= {minimum}")
-    if value < minimum:
-        raise ConfigError(f"{name}={value!r} is out of range; expected an integer >= {minimum}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
+        raise ConfigError(f"{name}={value!r} is out of range; expected an integer {bound}")
     return value
 
 
@@ -83,12 +97,16 @@ class MemoryLimitConfig:
                      "gc_pressure_threshold_mb"):
             value = getattr(self, name)
             if value is not None:
-                _number(name, value)
-        _number("max_stack_mb", self.max_stack_mb)
+                _number(name, value, maximum=MAX_MB)
+        if self.max_heap_mb is not None and self.max_heap_mb < 1:
+            raise ConfigError(f"max_heap_mb={self.max_heap_mb!r} is out of range; expected at least 1 "
+                              "(megabytes: no Python process fits in less)")
+        _number("max_stack_mb", self.max_stack_mb, maximum=MAX_MB)
         if self.hysteresis_mb is not None:
-            _number("hysteresis_mb", self.hysteresis_mb, allow_zero=True)
+            _number("hysteresis_mb", self.hysteresis_mb, allow_zero=True, maximum=MAX_MB)
         _flag("enable_gc_pressure", self.enable_gc_pressure)
-        _integer("monitoring_interval_ms", self.monitoring_interval_ms, minimum=10)
+        _integer("monitoring_interval_ms", self.monitoring_interval_ms, minimum=10,
+                 maximum=int(MAX_INTERVAL_S * 1000))
         warning, gc_mb, critical = (self.warning_threshold_mb, self.gc_pressure_threshold_mb,
                                     self.critical_threshold_mb)
         if warning is not None and critical is not None and not warning < critical:
@@ -142,8 +160,8 @@ class MemoryManagementConfig:
         for name in ("enable_object_pooling", "enable_leak_detection", "enable_leak_attribution",
                      "enable_tracemalloc", "enable_uss", "enable_admission_control"):
             _flag(name, getattr(self, name))
-        _number("leak_detection_threshold_mb", self.leak_detection_threshold_mb)
-        _number("leak_detection_interval_s", self.leak_detection_interval_s)
+        _number("leak_detection_threshold_mb", self.leak_detection_threshold_mb, maximum=MAX_MB)
+        _number("leak_detection_interval_s", self.leak_detection_interval_s, maximum=MAX_INTERVAL_S)
         _number("leak_growth_mb_per_hour", self.leak_growth_mb_per_hour, allow_zero=True)
         _number("gc_min_interval_s", self.gc_min_interval_s, allow_zero=True)
 
@@ -155,6 +173,7 @@ class MemoryManagementConfig:
         naming the variable, its value and what was expected.
         """
         env = os.environ if environ is None else environ
+        _warn_misspelt(env)
         values: dict[str, dict[str, Any]] = {"monitor": {}, "top": {}}
         for variable, (scope, name, kind) in ENVIRONMENT.items():
             raw = env.get(variable, "").strip()
@@ -178,7 +197,9 @@ def _parse(variable: str, raw: str, kind: type) -> Any:
             return False
         raise ConfigError(f"{variable}={raw!r} is not a boolean; expected true or false")
     try:
-        return int(raw) if kind is int else float(raw)
+        if kind is int:
+            return _whole_number(raw)
+        return float(raw)
     except ValueError:
         unit = next((name for suffix, name in _UNITS.items() if variable.endswith(suffix)), "")
         if kind is int:
@@ -187,7 +208,29 @@ def _parse(variable: str, raw: str, kind: type) -> Any:
         raise ConfigError(f"{variable}={raw!r} is not a number; expected a number{unit}") from None
 
 
-_UNITS = {"_MB_PER_HOUR": " of megabytes per hour", "_MB": " of megabytes", "_MS": " of milliseconds", "_S": " of seconds", "_SIZE": " of objects"}
+def _whole_number(raw: str) -> int:
+    """``raw`` as an int; integral numbers written as floats ("1e3", "20.0") are accepted."""
+    try:
+        return int(raw)
+    except ValueError:
+        number = float(raw)
+        if not number.is_integer():
+            raise
+        return int(number)
+
+
+def _warn_misspelt(env: Mapping[str, str]) -> None:
+    """One warning per MEMORY_* variable that is not one of ours but close to one (a typo)."""
+    for variable in env:
+        if variable.startswith("MEMORY_") and variable not in ENVIRONMENT:
+            close = difflib.get_close_matches(variable, ENVIRONMENT, n=1, cutoff=0.8)
+            if close:
+                _log.warning("otel_memory: %s is not a variable otel_memory reads (ignored); did you "
+                             "mean %s?", variable, close[0])
+
+
+_UNITS = {"_MB_PER_HOUR": " of megabytes per hour", "_MB": " of megabytes", "_MS": " of milliseconds",
+          "_S": " of seconds", "_SIZE": " of objects"}
 
 
 # variable -> (which dataclass, field, type)

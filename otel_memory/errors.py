@@ -12,6 +12,10 @@ class ConfigError(OtelMemoryError, ValueError):
     """A configuration value is wrong: the message names the field, the value and what was expected."""
 
 
+class ArgumentTypeError(ConfigError, TypeError):
+    """An argument of the wrong type (a ConfigError that is also a TypeError): the message names it."""
+
+
 class MemoryPressureRejected(OtelMemoryError):
     """Work was refused because memory pressure is critical."""
 
@@ -42,6 +46,20 @@ class EntryTooLarge(CacheError, ValueError):
 
 class CacheRefused(CacheError):
     """The cache refuses inserts while memory pressure is critical."""
+
+
+class SizerError(CacheError, TypeError):
+    """A cache's sizer raised, or returned something that is not a number of bytes."""
+
+
+def describe_value(value: object) -> str:
+    """A wrong value as a message may show it: numbers, None and short strings ('30s') as they
+    are, anything longer by its type and length only (a string passed in the wrong place may be
+    a DSN or a key)."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 8):
+        return repr(value)
+    size = f" of length {len(value)}" if isinstance(value, (str, bytes)) else ""
+    return f"<a {type(value).__name__}{size}>"
 
 
 def error_summary(error: BaseException) -> str:

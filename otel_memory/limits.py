@@ -76,24 +76,37 @@ class EffectiveLimit:
 
 
 def _read_int(path: Path) -> int | None:
+    """The integer in ``path``; None when absent or "max". An unreadable or malformed file is
+    ignored with one warning: the limit it would set is lost, nothing else."""
     try:
         text = path.read_text().strip()
-    except OSError:
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        _log.warning("otel_memory: %s is unreadable (%s); the memory limit it sets is ignored",
+                     path, type(error).__name__)
         return None
     if text == "max":
         return None
     try:
         return int(text)
     except ValueError:
+        _log.warning("otel_memory: %s holds %r, not a number of bytes; the memory limit it sets is "
+                     "ignored", path, text[:40])
         return None
 
 
 def _own_cgroups(proc_root: Path) -> dict[str, str]:
     """Map of controller ('' for the unified v2 hierarchy) to this process's cgroup path."""
     result: dict[str, str] = {}
+    path = proc_root / "self" / "cgroup"
     try:
-        lines = (proc_root / "self" / "cgroup").read_text().splitlines()
-    except OSError:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:   # no procfs (macOS): no cgroup, nothing to say
+        return result
+    except (OSError, UnicodeDecodeError) as error:
+        _log.warning("otel_memory: %s is unreadable (%s); the container's limit and usage are not "
+                     "reported", path, type(error).__name__)
         return result
     for line in lines:
         parts = line.split(":", 2)

@@ -79,14 +79,20 @@ def read_keyed(path: str | Path, *keys: str) -> dict[str, int]:
 
 
 def read_psi_totals(path: str | Path) -> tuple[float, float]:
-    """(some, full) total stall seconds from a PSI file such as /proc/pressure/memory."""
-    totals = {"some": 0.0, "full": 0.0}
+    """(some, full) total stall seconds from a PSI file such as /proc/pressure/memory.
+
+    A file without a ``some ... total=`` line is malformed (ValueError), never read as zero
+    stall; a missing ``full`` line (CPU pressure on older kernels) reads as 0.
+    """
+    totals: dict[str, float] = {}
     for line in _read(path).splitlines():
         scope, _, rest = line.partition(" ")
         for item in rest.split():
             if item.startswith("total="):
                 totals[scope] = int(item[6:]) / 1_000_000
-    return totals["some"], totals["full"]
+    if "some" not in totals:
+        raise ValueError(f"{path} has no 'some ... total=' line; expected a PSI file")
+    return totals["some"], totals.get("full", 0.0)
 
 
 def read_allocated_blocks() -> int:

@@ -21,26 +21,151 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import PROCESS_PID, SERVICE_INSTANCE_ID, Resource
+from ._extras import missing_extra
 
-from . import instrumentor
+try:   # the SDK is an extra: without it, say which one instead of a bare ModuleNotFoundError
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import PROCESS_PID, SERVICE_INSTANCE_ID, Resource
+except ModuleNotFoundError as _missing:
+    raise missing_extra(_missing, "otlp", "otel_memory.workers") from None
+
+from . import forking, instrumentor
 from .config import MemoryManagementConfig
 from .errors import ConfigError, OtelMemoryError, error_summary
 from .manager import MemoryManager
 
 _log = logging.getLogger("otel_memory")
 _lock = threading.Lock()
+_fork_hooked = False
 _worker: WorkerTelemetry | None = None
+_limiter: ExportLogLimiter | None = None
+
+#: The loggers of the OTLP exporters and of the SDK's export loops: while a collector is down
+#: they warn at every export attempt and retry, several times a minute each.
+EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.sdk.metrics._internal.export",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.trace.export",
+)
+_SIGNALS = frozenset({"metrics", "spans", "traces", "logs"})
+
+
+def _module_lock() -> threading.Lock:
+    """This module's lock; a forked child gets a fresh one (a thread of the parent may have
+    held it at the fork). Hooked on first use, never at import."""
+    global _fork_hooked
+    if not _fork_hooked and hasattr(os, "register_at_fork"):
+        _fork_hooked = True
+        os.register_at_fork(after_in_child=_new_module_lock)
+    return _lock
+
+
+def _new_module_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+class ExportLogLimiter(logging.Filter):
+    """A logging filter letting through at most one warning or error per exporter per interval.
+
+    A collector that is down makes every OTLP exporter warn at each retry and fail at each
+    export; the limiter keeps the first record of each exporter and signal per ``interval_s``,
+    holds the others back and says how many in the next one it lets through. Records below
+    WARNING pass untouched. ``limit_export_logs()`` installs one on ``EXPORT_LOGGERS``.
+
+    Example::
+
+        limiter = limit_export_logs(interval_s=60.0)
+        limiter.held_back          # records held back so far
+    """
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.interval_s = _interval(interval_s)
+        self.held_back = 0
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+        forking.after_fork_in_child(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        key = (record.name, next((a for a in args if isinstance(a, str) and a in _SIGNALS), ""))
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            hold = last is not None and now - last < self.interval_s
+            if hold:
+                self._held[key] = held = self._held.get(key, 0) + 1
+                self.held_back += 1
+            else:
+                self._last[key] = now
+                held = self._held.pop(key, 0)
+        if hold:
+            self._show_later_filters(record)
+            return False
+        if held:
+            record.msg = (f"{record.getMessage()} ({held} more like this held back by otel_memory "
+                          f"in the last {self.interval_s:g} s)")
+            record.args = None
+        return True
+
+    def _show_later_filters(self, record: logging.LogRecord) -> None:
+        """Filters added to the logger after this one still see a record held back: they may be
+        watching for export failures (``otel_memory.exiting`` does at exit). Their verdict is
+        not asked for; a watcher that raises is ignored."""
+        filters = logging.getLogger(record.name).filters
+        if self not in filters:
+            return
+        for other in filters[filters.index(self) + 1:]:
+            observe: Any = getattr(other, "filter", other)   # a Filter, or a plain callable
+            with contextlib.suppress(Exception):   # an observer's failure is not the exporter's
+                observe(record)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._last = {}
+        self._held = {}
+
+
+def _interval(seconds: Any, name: str = "interval_s") -> float:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+        raise ConfigError(f"{name}={seconds!r} is not valid: expected a finite number of seconds > 0")
+    return float(seconds)
+
+
+def limit_export_logs(interval_s: float = 60.0) -> ExportLogLimiter:
+    """Install (once per process) the ExportLogLimiter on the exporters' loggers; return it.
+
+    ``init_worker()`` calls it; call it yourself when you set up exporters another way.
+    """
+    global _limiter
+    interval = _interval(interval_s)
+    with _module_lock():
+        if _limiter is None:
+            _limiter = ExportLogLimiter(interval)
+            for name in EXPORT_LOGGERS:
+                logging.getLogger(name).addFilter(_limiter)
+        _limiter.interval_s = interval
+        return _limiter
 
 ReaderFactory = Callable[[], Sequence[MetricReader]]
 
@@ -104,11 +229,12 @@ def init_worker(*, config: MemoryManagementConfig | None = None, readers: Reader
     ``otlp_readers``; ``resource`` is the base the worker's identity is merged into.
     """
     global _worker
-    with _lock:
+    with _module_lock():
         inherited = _worker
         if inherited is not None and inherited.pid == os.getpid():
             return inherited
         _worker = None
+    limit_export_logs()
     # A forked child holds a copy of the parent's manager: stop it here, start one of our own.
     instrumentor.uninstrument()
     resource = worker_resource(resource)
@@ -122,7 +248,7 @@ def init_worker(*, config: MemoryManagementConfig | None = None, readers: Reader
     telemetry = WorkerTelemetry(manager=manager, meter_provider=provider, resource=resource,
                                 instance_id=str(resource.attributes[SERVICE_INSTANCE_ID]),
                                 pid=os.getpid())
-    with _lock:
+    with _module_lock():
         _worker = telemetry
     _log.info("otel_memory: worker %d reports as service.instance.id %s", telemetry.pid,
               telemetry.instance_id)
@@ -135,15 +261,23 @@ def current_worker() -> WorkerTelemetry | None:
     return worker if worker is not None and worker.pid == os.getpid() else None
 
 
-def shutdown_worker() -> None:
-    """Flush and stop this worker's exporters and its manager (e.g. in gunicorn's worker_exit)."""
+#: How long ``shutdown_worker()`` waits for the last export: enough for a collector that answers,
+#: short enough that a collector that is down does not hold the worker's exit (the SDK's own
+#: default waits up to 30 s, retrying).
+SHUTDOWN_TIMEOUT_S = 3.0
+
+
+def shutdown_worker(timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Flush and stop this worker's exporters and its manager (e.g. in gunicorn's worker_exit),
+    waiting at most ``timeout_s`` for the last export."""
     global _worker
-    with _lock:
+    timeout = _interval(timeout_s, "timeout_s")
+    with _module_lock():
         worker, _worker = current_worker(), None
     if worker is None:
         return
     instrumentor.uninstrument()
-    worker.meter_provider.shutdown()
+    worker.meter_provider.shutdown(timeout_millis=timeout * 1000)
 
 
 def gunicorn_post_fork(server: Any, worker: Any) -> None:

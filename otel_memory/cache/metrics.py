@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Mapping
@@ -146,6 +147,22 @@ class CacheInstruments:
 _registries: weakref.WeakKeyDictionary[Any, CacheInstruments] = weakref.WeakKeyDictionary()
 _global: list[CacheInstruments] = []
 _lock = threading.Lock()
+_fork_hooked = False
+
+
+def _registry_lock() -> threading.Lock:
+    """The registry's lock; a forked child gets a fresh one (hooked on first use, not at import):
+    a thread of the parent may have held it at the fork."""
+    global _fork_hooked
+    if not _fork_hooked and hasattr(os, "register_at_fork"):
+        _fork_hooked = True
+        os.register_at_fork(after_in_child=_new_registry_lock)
+    return _lock
+
+
+def _new_registry_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
 
 
 def cache_instruments(meter_provider: metrics.MeterProvider | None) -> CacheInstruments:
@@ -155,7 +172,7 @@ def cache_instruments(meter_provider: metrics.MeterProvider | None) -> CacheInst
     time: before ``set_meter_provider`` that is the API's proxy, which forwards to the real
     provider once set, so caches made before and after it report through the same instruments.
     """
-    with _lock:
+    with _registry_lock():
         if meter_provider is None or meter_provider is metrics.get_meter_provider():
             if not _global:
                 _global.append(CacheInstruments(get_meter(None)))

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SizerError
 
 Sizer = Callable[[Any], int]
 
@@ -181,10 +181,16 @@ def checked_size(sizer: Sizer, value: Any) -> int:
     try:
         size = sizer(value)
     except Exception as error:
-        raise TypeError(f"the cache sizer {getattr(sizer, '__name__', sizer)!r} failed on a value "
-                        f"of type {type(value).__name__}: {type(error).__name__}") from error
+        raise SizerError(f"the cache sizer {_sizer_name(sizer)} failed on a value "
+                         f"of type {type(value).__name__}: {type(error).__name__}") from error
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise TypeError(f"the cache sizer {getattr(sizer, '__name__', sizer)!r} returned "
-                        f"{type(size).__name__} {size if isinstance(size, int) else ''} for a value "
-                        f"of type {type(value).__name__}; expected an int >= 0 (bytes)")
+        raise SizerError(f"the cache sizer {_sizer_name(sizer)} returned "
+                         f"{type(size).__name__} {size if isinstance(size, int) else ''} for a value "
+                         f"of type {type(value).__name__}; expected an int >= 0 (bytes)")
     return size
+
+
+def _sizer_name(sizer: Sizer) -> str:
+    """The sizer's name for a message (its qualified name, never its repr)."""
+    name = getattr(sizer, "__qualname__", None) or getattr(sizer, "__name__", None)
+    return repr(name if isinstance(name, str) else type(sizer).__name__)

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from opentelemetry import metrics
 
 from .. import forking
-from ..config import MB
-from ..errors import CacheRefused, ConfigError, EntryTooLarge
+from ..config import MAX_MB, MB
+from ..errors import ArgumentTypeError, CacheRefused, ConfigError, EntryTooLarge, SizerError
 from ..pressure import MemoryPressure
 from . import sizing
 from .loading import Flight
@@ -106,9 +106,9 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ConfigError(f"max_entries={max_entries!r}; expected an integer >= 1")
         if (isinstance(max_memory_mb, bool) or not isinstance(max_memory_mb, (int, float))
-                or not 0 < max_memory_mb < math.inf):
+                or not 0 < max_memory_mb <= MAX_MB):
             raise ConfigError(f"max_memory_mb={max_memory_mb!r}; expected a finite number of "
-                              "megabytes > 0")
+                              f"megabytes > 0 and <= {MAX_MB:g} (2**63 bytes)")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"name={name!r}; expected a non-empty string naming the cache")
         if not callable(timer):
@@ -116,6 +116,15 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         if memory_manager is not None and not hasattr(memory_manager, "register_responder"):
             raise ConfigError(f"memory_manager={type(memory_manager).__name__}; expected a "
                               "MemoryManager or None")
+        smallest = sizing.ENTRY_OVERHEAD + sizing.EXPIRY_OVERHEAD
+        if int(max_memory_mb * MB) < smallest:
+            raise ConfigError(f"max_memory_mb={max_memory_mb!r} is a budget of {int(max_memory_mb * MB)} "
+                              f"bytes; expected at least {smallest / MB:.6f} MB ({smallest} bytes, "
+                              "what one entry costs the cache itself)")
+        if not all(callable(getattr(pressure_policy, method, None))
+                   for method in ("budget_fraction", "refuses_inserts")):
+            raise ArgumentTypeError(f"pressure_policy={type(pressure_policy).__name__}; expected a "
+                                    "CachePressurePolicy (budget_fraction(level) and refuses_inserts(level))")
         EntryStore.__init__(self, max_entries, int(max_memory_mb * MB))
         self.name = name
         self.ttl_seconds = _check_ttl("ttl_seconds", ttl_seconds)
@@ -128,7 +137,7 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         self._pressure = MemoryPressure.LOW
         self._lock = threading.Lock()
         self._loading: dict[K, Flight] = {}
-        self._too_large_logged = False
+        self._warned: set[str] = set()   # kinds of load failures already logged
         self._reset_counts()
         self._manager = memory_manager
         if meter_provider is None and memory_manager is not None:
@@ -165,7 +174,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def get(self, key: K, default: Any = None) -> Any:
         """The value of ``key`` (now the most recently used), or ``default`` on a miss."""
         with self._lock:
-            entry = self._lookup(key)
+            try:
+                entry = self._lookup(key)
+            except TypeError as error:
+                raise self._bad_key(key, error) from None
             if entry is not None:
                 expires = entry[2]
                 if expires is NEVER or expires > self._timer():
@@ -185,6 +197,15 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def _key_error(self, key: object) -> KeyError:
         # The key itself stays out of the message: keys can hold user ids or tokens.
         return KeyError(f"no entry for this {type(key).__name__} key in cache {self.name!r}")
+
+    def _bad_key(self, key: object, error: TypeError) -> TypeError:
+        """ArgumentTypeError for an unhashable key (named by its type only), else ``error``."""
+        try:
+            hash(key)
+        except TypeError:
+            return ArgumentTypeError(f"cache {self.name!r}: a key of type {type(key).__name__} is not "
+                                     "hashable; expected a hashable key (str, int, a tuple of those...)")
+        return error
 
     # --- inserting ------------------------------------------------------------------------
 
@@ -217,7 +238,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
                 raise self._refusal(size)
             now = self._timer()
             _expired = self.purge_expired(now) if self.has_expired(now) else None
-            _replaced = self.add(key, value, size, NEVER if ttl is None else now + ttl)
+            try:
+                _replaced = self.add(key, value, size, NEVER if ttl is None else now + ttl)
+            except TypeError as error:
+                raise self._bad_key(key, error) from None
             if self.over_limits():
                 _evicted = self.evict_to_limits()
         # _expired, _replaced and _evicted are released here, after the lock: no __del__ inside it.
@@ -245,7 +269,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def pop(self, key: K, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (an explicit eviction); ``default`` or KeyError if absent."""
         with self._lock:
-            entry = self._lookup(key)
+            try:
+                entry = self._lookup(key)
+            except TypeError as error:
+                raise self._bad_key(key, error) from None
             if entry is not None:
                 if entry[2] > self._timer():
                     return self.drop(key, EXPLICIT)[0]
@@ -267,7 +294,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         """True when ``key`` has an unexpired entry; neither a request nor a use."""
         with self._lock:
-            entry = self._data.get(key)  # type: ignore[arg-type]
+            try:
+                entry = self._data.get(key)  # type: ignore[arg-type]
+            except TypeError as error:
+                raise self._bad_key(key, error) from None
             return entry is not None and entry[2] > self._timer()
 
     def __len__(self) -> int:
@@ -323,7 +353,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         (or its exception). A value the cache refuses (pressure, too large) is returned uncached.
         """
         with self._lock:
-            entry = self._lookup(key)
+            try:
+                entry = self._lookup(key)
+            except TypeError as error:
+                raise self._bad_key(key, error) from None
             if entry is not None:
                 expires = entry[2]
                 if expires is NEVER or expires > self._timer():
@@ -367,10 +400,11 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
             self.insert(key, value, ttl_seconds)
         except CacheRefused:
             pass
-        except EntryTooLarge as error:
-            if not self._too_large_logged:
-                self._too_large_logged = True
-                _log.warning("otel_memory: %s; the value is returned uncached", error)
+        except (EntryTooLarge, SizerError) as error:   # the loaded value is not lost
+            kind = type(error).__name__
+            if kind not in self._warned:
+                self._warned.add(kind)
+                _log.warning("otel_memory: %s; the value is returned uncached (logged once)", error)
         return value
 
     def _count_load(self, result: str, seconds: float) -> None:

@@ -12,11 +12,16 @@ Example::
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
+from .. import forking
+from ..errors import ArgumentTypeError, ConfigError
+from ..errors import describe_value as describe
 from ..pool import AsyncObjectPool, AsyncPooled, ObjectPool, Pooled, PoolStats
 
 if TYPE_CHECKING:
@@ -27,6 +32,44 @@ A = TypeVar("A")
 
 ExitHook = Callable[[Any, BaseException | None], bool]
 AsyncExitHook = Callable[[Any, BaseException | None], Awaitable[bool]]
+
+
+def check_size(owner: str, size: object) -> int:
+    """``size`` of a client pool, or ConfigError naming it (before any pool is made)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"{owner}: size={describe(size)} is not valid: expected an integer >= 1 (the most "
+                          "objects each of its sync and asyncio pools holds)")
+    return size
+
+
+def check_seconds(owner: str, name: str, value: object) -> float:
+    """A request timeout: a finite number of seconds > 0, or ConfigError naming it."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value < math.inf):
+        raise ConfigError(f"{owner}: {name}={describe(value)} is not valid: expected a finite number of "
+                          "seconds > 0")
+    return float(value)
+
+
+def check_base_url(owner: str, base_url: object, *, required: bool) -> str:
+    """An absolute http(s) URL (or "" when not ``required``); the error never quotes the URL,
+    which may hold credentials."""
+    if not isinstance(base_url, str):
+        raise ArgumentTypeError(f"{owner}: base_url is a {type(base_url).__name__}; expected a str "
+                                "such as 'https://api.example.com/v1'")
+    if not base_url and not required:
+        return base_url
+    try:
+        parts = urlsplit(base_url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"{owner}: base_url is not valid: expected an absolute http:// or https:// "
+                          "URL with a host (and a port from 0 to 65535), such as "
+                          "'https://api.example.com/v1'")
+    return base_url
 
 
 class BorrowScope(Generic[S, A]):
@@ -120,6 +163,10 @@ class PoolPair(Generic[S, A]):
         self._async_pool: AsyncObjectPool[A] | None = None
         if manager is not None:
             manager.register_responder(sync_pool)
+        forking.after_fork_in_child(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()   # a thread of the parent may have held it at the fork
 
     def _make_async_pool(self) -> AsyncObjectPool[A]:
         raise NotImplementedError

@@ -31,9 +31,9 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
 from ..config import MemoryManagementConfig
-from ..errors import ConfigError
+from ..errors import ArgumentTypeError, ConfigError
 from ..pool import AsyncObjectPool, ObjectPool
-from ._scope import BorrowScope, PoolPair
+from ._scope import BorrowScope, PoolPair, check_size
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -108,13 +108,33 @@ _SECRET_PARAMETERS = ("password", "sslpassword", "oauth_client_secret")
 def _parse_dsn(dsn: str) -> dict[str, Any]:
     """The DSN's parameters; ConfigError without the parser's message, which quotes the DSN."""
     try:
-        return conninfo_to_dict(dsn)
+        params = conninfo_to_dict(dsn)
     except psycopg.Error as error:
         failure = ConfigError(
             f"dsn is not a valid PostgreSQL connection string ({type(error).__name__}): expected "
             "'key=value ...' pairs or a postgresql:// URI with special characters percent-encoded "
             "(the parser's message is withheld: it may quote the password)")
+    else:
+        _check_address(params)
+        return params
     raise failure  # outside the except block: the original error is not chained
+
+
+def _check_address(params: dict[str, Any]) -> None:
+    """Refuse what an empty value makes of a DSN: in ``port= password=...`` the port *is*
+    ``password=...``, shown by repr and quoted by the server's error. Never quotes the value."""
+    for key in ("host", "hostaddr", "port", "dbname", "user"):
+        value = str(params.get(key, ""))
+        if "=" in value:
+            raise ConfigError(f"dsn: the {key} holds '=': expected a value after '{key}=' (an empty "
+                              "value takes the next 'key=value' pair as its value; the value is withheld)")
+    if "@" in str(params.get("host", ""))[1:] or "@" in str(params.get("hostaddr", "")):
+        raise ConfigError("dsn: the host holds '@': expected a host name, address or socket directory "
+                          "('user:password@host' belongs in a postgresql:// URI; the value is withheld)")
+    ports = str(params.get("port", "5432"))
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports.split(",")):
+        raise ConfigError("dsn: the port is not valid: expected a number from 1 to 65535 (or a "
+                          "comma-separated list of them; the value is withheld)")
 
 
 def _redacted(error: psycopg.Error, secrets: tuple[str, ...]) -> psycopg.Error:
@@ -148,8 +168,9 @@ class DatabaseConnectionPool(PoolPair[psycopg.Connection[Any], psycopg.AsyncConn
                  connect_kwargs: dict[str, Any] | None = None,
                  meter_provider: metrics.MeterProvider | None = None,
                  manager: MemoryManager | None = None) -> None:
+        check_size("DatabaseConnectionPool", size)
         if not isinstance(dsn, str):
-            raise TypeError(f"dsn must be a connection string, got {type(dsn).__name__}")
+            raise ArgumentTypeError(f"dsn must be a connection string, got {type(dsn).__name__}")
         self._dsn = dsn
         self._connect_kwargs = dict(connect_kwargs or {})
         params = {**_parse_dsn(dsn), **self._connect_kwargs}

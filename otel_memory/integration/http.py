@@ -22,7 +22,7 @@ from opentelemetry import metrics
 
 from ..config import MemoryManagementConfig
 from ..pool import AsyncObjectPool, ObjectPool
-from ._scope import BorrowScope, PoolPair
+from ._scope import BorrowScope, PoolPair, check_base_url, check_seconds, check_size
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -60,6 +60,9 @@ class HttpClientPool(PoolPair[httpx.Client, httpx.AsyncClient]):
                  max_lifetime: float | None = 300.0, idle_timeout: float | None = 120.0,
                  meter_provider: metrics.MeterProvider | None = None, manager: MemoryManager | None = None,
                  **client_options: Any) -> None:
+        check_size("HttpClientPool", size)
+        check_base_url("HttpClientPool", base_url, required=False)
+        check_seconds("HttpClientPool", "request_timeout", request_timeout)
         self._client_options: dict[str, Any] = {"base_url": base_url, "timeout": request_timeout,
                                                 **client_options}
         self._options: dict[str, Any] = {

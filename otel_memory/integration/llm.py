@@ -25,9 +25,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, StatusCode
 
 from ..config import MemoryManagementConfig
-from ..errors import ConfigError, OtelMemoryError
+from ..errors import ArgumentTypeError, ConfigError, OtelMemoryError
 from ..pool import AsyncObjectPool, ObjectPool
-from ._scope import BorrowScope, PoolPair
+from ._scope import BorrowScope, PoolPair, check_base_url, check_seconds, check_size
 
 if TYPE_CHECKING:
     from ..manager import MemoryManager
@@ -219,8 +219,9 @@ class LlmClientPool(PoolPair[LlmClient, AsyncLlmClient]):
                  meter_provider: metrics.MeterProvider | None = None,
                  tracer_provider: trace.TracerProvider | None = None,
                  manager: MemoryManager | None = None) -> None:
+        check_size("LlmClientPool", size)
         if not isinstance(api_key, str) or not api_key:
-            raise TypeError("api_key must be a non-empty string")
+            raise ArgumentTypeError("api_key must be a non-empty string")
         if not all("!" <= char <= "~" for char in api_key):
             # httpx or h11 would reject it later with the header value, key included, in the
             # exception (UnicodeEncodeError's repr, h11's "Illegal header value b'Bearer ...'")
@@ -228,7 +229,9 @@ class LlmClientPool(PoolPair[LlmClient, AsyncLlmClient]):
                               f"{_unprintable(api_key)} characters in its {len(api_key)} "
                               "(a trailing newline read from a file?)")
         if not isinstance(model, str) or not model:
-            raise TypeError(f"model must be a non-empty string, got {type(model).__name__}")
+            raise ArgumentTypeError(f"model must be a non-empty string, got {type(model).__name__}")
+        check_base_url("LlmClientPool", base_url, required=True)
+        check_seconds("LlmClientPool", "request_timeout", request_timeout)
         self.model = model
         self.base_url = base_url.rstrip("/")
         self._key = _Secret(api_key)

@@ -17,6 +17,7 @@ from typing import Any, Generic
 from opentelemetry import metrics
 
 from .. import forking
+from ..errors import ArgumentTypeError
 from ..pressure import MemoryPressure
 from . import _housekeeping as housekeeping
 from ._core import REASON_PRESSURE, Entry, PoolCore, PoolOptions, PoolStats, T
@@ -25,6 +26,10 @@ from .metrics import PoolRecorder, instruments_for
 _log = logging.getLogger("otel_memory")
 
 ACTION_POOL_RELEASE = "pool_release"
+#: Seconds after which a running hook is reported as hanging, for a pool without a timeout.
+HANG_WARNING_S = 30.0
+#: The option names of the steps of ``_flow`` that run user code.
+HOOK_NAMES = {"create": "factory", "check": "health_check", "reset": "reset"}
 
 
 class PoolBase(Generic[T]):
@@ -54,9 +59,11 @@ class PoolBase(Generic[T]):
         for label, hook in (("factory", factory), ("health_check", health_check), ("reset", reset),
                             ("destroy", destroy)):
             if hook is not None and not callable(hook):
-                raise TypeError(f"pool {name!r}: {label} must be callable, got {type(hook).__name__}")
+                raise ArgumentTypeError(f"pool {name!r}: {label} must be callable, got "
+                                        f"{type(hook).__name__}; expected a function")
         if factory is None:
-            raise TypeError(f"pool {name!r}: factory must be callable, got None")
+            raise ArgumentTypeError(f"pool {name!r}: factory must be callable, got None; expected a "
+                                    "function making an object")
         self.options = options
         self._factory = factory
         self._health_check = health_check
@@ -72,9 +79,10 @@ class PoolBase(Generic[T]):
         self._fast_return = (reset is None and not check_on_return and not self._time_borrows
                              and not self._core.stamps)
         self._warned: set[str] = set()
-        watched = [v for v in (max_lifetime, idle_timeout, leak_detection_threshold) if v]
+        watched = [v for v in (options.max_lifetime, options.idle_timeout,
+                               options.leak_detection_threshold) if v]
         self.housekeeping_interval: float | None = (
-            min(watched) / 4 if watched else (1.0 if min_idle else None))
+            max(housekeeping.MIN_INTERVAL_S, min(watched) / 4) if watched else (1.0 if min_idle else None))
         housekeeping.register(self)
         forking.after_fork_in_child(self)
 
@@ -123,7 +131,23 @@ class PoolBase(Generic[T]):
             self._destroy_entries(released)
         return bool(released)
 
+    def _watch_hooks(self) -> None:
+        """One warning per kind of hook (factory, health_check, reset) found running longer than
+        the pool's timeout (HANG_WARNING_S without one): it blocks its borrower, and only it."""
+        running = self._core.in_hooks.copy()   # atomic: the borrowers change it without the lock
+        if not running:
+            return
+        limit = self.options.timeout or HANG_WARNING_S
+        now = time.monotonic()
+        for step, since in running.values():
+            if now - since >= limit:
+                hook = HOOK_NAMES.get(step, step)
+                self._warn_once(f"hang:{step}", "otel_memory: pool %r: %s has been running for %.1f s "
+                                "(longer than %.1f s); its borrower waits for it, the other "
+                                "borrowers are served (logged once)", self.name, hook, now - since, limit)
+
     def _housekeep(self) -> None:
+        self._watch_hooks()
         core = self._core
         if core.reclaimed:
             self._process_reclaimed()

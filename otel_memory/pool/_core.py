@@ -133,6 +133,8 @@ class PoolCore(Generic[T]):
         self.leaked = 0
         self.destroyed = dict.fromkeys(DESTROY_REASONS, 0)
         self.reclaimed.clear()
+        # user hooks running now (entry or token -> (step, monotonic start)), for the hang watch
+        self.in_hooks: dict[object, tuple[str, float]] = {}
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's objects without closing them: they share the parent's sockets.

@@ -17,11 +17,14 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import PoolClosed, PoolTimeout
+from ..errors import ConfigError, PoolClosed, PoolTimeout
+from ..errors import describe_value as describe
 from ._core import REASON_HEALTH_CHECK, Entry, PoolCore, T, Waiter, _Create
 
 if TYPE_CHECKING:
@@ -79,6 +82,11 @@ def acquire(pool: PoolBase[T], timeout: float | None,
     start = time.perf_counter() if pool._time_borrows else 0.0
     if timeout is None:
         timeout = pool.options.timeout
+    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+        raise ConfigError(f"pool {pool.name!r}: timeout={describe(timeout)} is not valid: expected "
+                          "None or a number of seconds >= 0 (math.inf: wait as long as it takes)")
+    elif timeout >= threading.TIMEOUT_MAX:
+        timeout = None   # math.inf or centuries: no limit (no lock can wait longer than TIMEOUT_MAX)
     waited_since = 0.0
     deadline: float | None = None
     while True:
@@ -153,12 +161,16 @@ def _create(pool: PoolBase[T]) -> Flow[Entry[T]]:
     """Call the factory in the slot already reserved; the new object is lent to the caller."""
     core = pool._core
     began = time.perf_counter()
+    running, token = core.in_hooks, object()
+    running[token] = (CREATE, time.monotonic())
     try:
         obj = yield CREATE, None
     except BaseException as error:  # factory errors reach the caller; interruptions are no error
         with core.lock:
             core.create_failed_locked(count=isinstance(error, Exception))
         raise
+    finally:
+        running.pop(token, None)
     pool._recorder.record_create(time.perf_counter() - began)
     try:
         with core.lock:
@@ -169,12 +181,19 @@ def _create(pool: PoolBase[T]) -> Flow[Entry[T]]:
 
 
 def _hook(pool: PoolBase[T], step: str, entry: Entry[T]) -> Flow[bool]:
-    """A health check or reset: False when it failed or raised (the object is broken)."""
+    """A health check or reset: False when it failed or raised (the object is broken).
+
+    While it runs it is listed in ``in_hooks``, where housekeeping finds a hook that hangs.
+    """
+    running = pool._core.in_hooks
+    running[entry] = (step, time.monotonic())
     try:
         result = yield step, entry
     except Exception as error:  # noqa: BLE001 - a raising hook means a broken object
         _log.debug("otel_memory: pool %r %s raised %s", pool.name, step, type(error).__name__)
         return False
+    finally:
+        running.pop(entry, None)
     return step == RESET or bool(result)
 
 

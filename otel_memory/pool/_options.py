@@ -8,10 +8,13 @@ Example::
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..errors import describe_value as describe
 
 REASON_HEALTH_CHECK = "health_check"
 REASON_MAX_LIFETIME = "max_lifetime"
@@ -49,23 +52,27 @@ class PoolOptions:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"pool name={name!r} is not valid: expected a non-empty string")
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
-            raise ConfigError(f"pool {name!r}: max_size={max_size!r} is not valid: "
+            raise ConfigError(f"pool {name!r}: max_size={describe(max_size)} is not valid: "
                               "expected an integer >= 1")
         min_idle = options.get("min_idle", 0)
         if isinstance(min_idle, bool) or not isinstance(min_idle, int) or not 0 <= min_idle <= max_size:
-            raise ConfigError(f"pool {name!r}: min_idle={min_idle!r} is not valid: "
+            raise ConfigError(f"pool {name!r}: min_idle={describe(min_idle)} is not valid: "
                               f"expected an integer from 0 to max_size ({max_size})")
         max_waiting = options.get("max_waiting")
         if max_waiting is not None and (isinstance(max_waiting, bool) or not isinstance(max_waiting, int)
                                         or max_waiting < 0):
-            raise ConfigError(f"pool {name!r}: max_waiting={max_waiting!r} is not valid: "
+            raise ConfigError(f"pool {name!r}: max_waiting={describe(max_waiting)} is not valid: "
                               "expected None or an integer >= 0")
         for key in ("timeout", "max_lifetime", "idle_timeout", "leak_detection_threshold"):
             value = options.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or value < 0 or (key != "timeout" and value == 0)):
-                raise ConfigError(f"pool {name!r}: {key}={value!r} is not valid: "
-                                  "expected None or a number of seconds > 0")
+                                      or math.isnan(value) or value < 0
+                                      or (key != "timeout" and value == 0)):
+                bound = ">= 0" if key == "timeout" else "> 0"
+                raise ConfigError(f"pool {name!r}: {key}={describe(value)} is not valid: "
+                                  f"expected None or a number of seconds {bound} (math.inf: no limit)")
+            if value is not None and value >= threading.TIMEOUT_MAX:
+                options[key] = None   # math.inf (or centuries): no limit; a lock cannot wait that long
         return cls(name=name, max_size=max_size, **options)
 
 

@@ -130,6 +130,7 @@ class AsyncObjectPool(PoolBase[T]):
         return True
 
     def _housekeep(self) -> None:
+        self._watch_hooks()   # here, not on the loop: a hook that hangs may be blocking the loop
         loop = self._off_loop()
         if loop is None:
             super()._housekeep()
