@@ -1,5 +1,14 @@
-"""otel_memory: memory observability for Python services through OpenTelemetry."""
+"""otel_memory: memory observability for Python services through OpenTelemetry.
 
+Example::
+
+    import otel_memory
+
+    manager = otel_memory.instrument()      # MEMORY_* environment
+    otel_memory.__version__                 # '0.1.0'
+"""
+
+from ._version import __version__ as __version__
 from .cache import (
     CachePressurePolicy,
     SmartCache,

@@ -1,7 +1,11 @@
 """The ``otel-memory`` command: ``demo``, ``docs``, ``dashboards`` and ``alerts``.
 
+``docs`` works with the core install; ``dashboards`` and ``alerts`` need the ``dashboards``
+extra and ``demo`` the ``demo`` extra: without them the command says which to install.
+
 Example::
 
+    otel-memory --version
     otel-memory demo --port 9464
     otel-memory docs --out docs/metrics.md
     otel-memory dashboards --out dashboards/
@@ -14,6 +18,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from ._extras import missing_extra
+from ._version import __version__
+
+#: The extra each command needs beyond the core install.
+EXTRAS = {"demo": "demo", "dashboards": "dashboards", "alerts": "dashboards"}
 
 
 def _positive(text: str) -> float:
@@ -28,6 +38,7 @@ def _positive(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run an instrumented demo workload")
     demo.add_argument("--host", default="127.0.0.1", help="Prometheus listen address")
@@ -56,12 +67,29 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otel-memory`` command."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from .demo import DemoOptions, run
+    try:
+        return _run(args)
+    except ModuleNotFoundError as error:
+        extra = EXTRAS.get(args.command)
+        problem = missing_extra(error, extra, f"otel-memory {args.command}")
+        if problem is error:
+            raise
+        print(f"otel-memory: {problem}", file=sys.stderr)
+        return 1
 
-        run(DemoOptions(host=args.host, port=args.port, interval_s=args.interval or 5.0,
-                        duration_s=args.duration, limit_mb=args.limit_mb, leak=not args.no_leak),
-            sys.stdout)
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import DemoOptions, PortInUse, run
+
+        try:
+            run(DemoOptions(host=args.host, port=args.port, interval_s=args.interval or 5.0,
+                            duration_s=args.duration, limit_mb=args.limit_mb, leak=not args.no_leak),
+                sys.stdout)
+        except PortInUse as busy:
+            print(f"otel-memory demo: {busy}; run it with --port 0 for any free port "
+                  "(or --port N)", file=sys.stderr)
+            return 1
     elif args.command == "docs":
         from .docs import render_metrics_markdown
 

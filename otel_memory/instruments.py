@@ -37,7 +37,8 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
-from .catalog import Instrument, MetricSpec
+from ._version import __version__
+from .catalog import SCHEMA_URL, Instrument, MetricSpec
 from .errors import error_summary
 
 _log = logging.getLogger("otel_memory")
@@ -89,18 +90,10 @@ def _new_registry_lock() -> None:
 
 
 def get_meter(meter_provider: metrics.MeterProvider | None = None) -> Meter:
-    """The otel_memory meter of ``meter_provider``, or of the global provider."""
+    """The otel_memory meter of ``meter_provider``, or of the global provider: our version, and
+    the schema URL of the semantic conventions our names follow."""
     provider = meter_provider or metrics.get_meter_provider()
-    return provider.get_meter(SCOPE_NAME, _version())
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("otel-memory")
-    except Exception:  # noqa: BLE001 - running from a source tree
-        return "0"
+    return provider.get_meter(SCOPE_NAME, __version__, schema_url=SCHEMA_URL)
 
 
 class InstrumentSet:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import metrics, trace
 
-from . import forking
+from . import exiting, forking
 from .config import MB, MemoryManagementConfig
 from .errors import ConfigError, MemoryPressureRejected, PoolError, error_summary
 from .gcwatch import GcPauseWatch
@@ -162,6 +162,9 @@ class MemoryManager:
 
     def _set_up(self) -> None:
         """Limit, thresholds, sampler, trend window, GC watch and instruments (both locks held)."""
+        from .peers import semconv_signals_mode
+
+        semconv_signals = semconv_signals_mode()   # a bad MEMORY_SEMCONV_SIGNALS: before anything starts
         monitor = self.config.monitor_config
         configured = int(monitor.max_heap_mb * MB) if monitor.max_heap_mb is not None else None
         self.limit: EffectiveLimit = discover_limit(
@@ -179,7 +182,9 @@ class MemoryManager:
         self.gc_watch.install()
         from .runtime_metrics import RuntimeMetrics
 
-        self._instruments = RuntimeMetrics(self)
+        self._instruments = RuntimeMetrics(self, semconv_signals=semconv_signals)
+        # Our metrics must not make the exit wait on an exporter that does not answer.
+        exiting.finish_at_exit(self.meter_provider)
         self._initialized = True
         _log.info("otel_memory: limit %d MB from %s; thresholds moderate %d MB, high %d MB, "
                   "critical %d MB", self.limit.bytes // MB, self.limit.source,
@@ -354,7 +359,9 @@ class MemoryManager:
     def _announce(self, level: MemoryPressure, previous: MemoryPressure, usage: int) -> None:
         _log.info("Memory pressure changed to %s", level.title)
         if level == MemoryPressure.CRITICAL:
-            _log.warning("Memory limit exceeded: %d MB used, %d MB limit (critical threshold %d MB)",
+            # "exceeded" only when it is: critical pressure begins below the limit.
+            what = "Memory limit exceeded" if usage > self.limit.bytes else "Memory pressure critical"
+            _log.warning("%s: %d MB used, %d MB limit (critical threshold %d MB)", what,
                          usage // MB, self.limit.bytes // MB, self.thresholds.critical // MB)
         for listener in list(self._listeners):
             try:

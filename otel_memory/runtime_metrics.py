@@ -9,6 +9,10 @@ threads at any time) are read live by their own callbacks instead.
 The callbacks hold the manager weakly: the meter provider keeps them for its whole life, and
 they must not keep a manager alive after the application dropped it.
 
+The semantic-convention families that opentelemetry-instrumentation-system-metrics reports too
+are left to it when it runs beside us (``MEMORY_SEMCONV_SIGNALS``, see ``peers``): looked at by
+those signals' callbacks at each collection, they then have no points.
+
 Example::
 
     metrics = RuntimeMetrics(manager)      # made by MemoryManager.initialize()
@@ -26,6 +30,7 @@ from opentelemetry.metrics import Observation
 
 from . import catalog as c
 from .instruments import InstrumentSet, Points, get_meter
+from .peers import SharedFamilies, system_metrics_families
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -92,7 +97,8 @@ class RuntimeMetrics:
         RuntimeMetrics(manager).close()
     """
 
-    def __init__(self, manager: RuntimeSource) -> None:
+    def __init__(self, manager: RuntimeSource, *, semconv_signals: str = "auto",
+                 peer_families: Callable[[], frozenset[str] | None] = system_metrics_families) -> None:
         self._manager_ref = weakref.ref(manager)
         self._sampler = manager.sampler
         self._trend_cache: tuple[tuple[int, int], TrendReport] | None = None
@@ -104,7 +110,7 @@ class RuntimeMetrics:
         signal((c.PROCESS_MEMORY_USAGE, lambda m, s: _one(s.rss)))
         signal((c.PROCESS_MEMORY_VIRTUAL, lambda m, s: _one(s.vms)))
         signal((c.MEMORY_ALLOCATED, lambda m, s: _one(s.rss)))
-        signal((c.MEMORY_ALLOCATION_COUNT, lambda m, s: _one(s.allocated_blocks)))
+        signal((c.MEMORY_ALLOCATED_BLOCKS, lambda m, s: _one(s.allocated_blocks)))
         signal((c.MEMORY_PEAK, _peak))
         signal((c.PROCESS_PAGING_FAULTS, _faults))
         signal((c.MEMORY_LIMIT, lambda m, s: [
@@ -113,8 +119,8 @@ class RuntimeMetrics:
             Observation(100.0 * m.usage_of(s) / m.limit.bytes)]))
         signal((c.MEMORY_THRESHOLD, _thresholds))
         if manager.limit.cgroup is not None:
-            signal((c.MEMORY_CONTAINER_USAGE, lambda m, s: _one(s.container_usage)))
-            signal((c.MEMORY_CONTAINER_WORKING_SET, lambda m, s: _one(s.container_working_set)))
+            signal((c.CONTAINER_MEMORY_USAGE, lambda m, s: _one(s.container_usage)))
+            signal((c.CONTAINER_MEMORY_WORKING_SET, lambda m, s: _one(s.container_working_set)))
             signal((c.MEMORY_CONTAINER_OOM_KILLS, lambda m, s: _one(s.oom_kills)))
         signal((c.MEMORY_PSI_STALL, _psi))
         if manager.config.enable_uss:
@@ -137,6 +143,8 @@ class RuntimeMetrics:
         signal((c.MEMORY_TREND_GROWTH_RATE, lambda m, s: [Observation(trend(m).growth_bytes_per_s)]))
         signal((c.MEMORY_TREND_DIRECTION, lambda m, s: [Observation(trend(m).trend.value)]))
         signal((c.MEMORY_TREND_AVERAGE, lambda m, s: [Observation(trend(m).average_bytes)]))
+        self._shared = SharedFamilies((spec for spec, _build in self._signals), semconv_signals,
+                                      peer_families)
         for index, (spec, _build) in enumerate(self._signals):
             self._set.observe_prepared(spec, self._observations(index))
 
@@ -151,10 +159,15 @@ class RuntimeMetrics:
             (count, {c.ATTR_ADMISSION_POINT: point}) for point, count in list(m.rejections.items())]))
 
     def _observations(self, index: int) -> Callable[[], Sequence[Observation]]:
-        """The callback of signal ``index``: its list of the current cycle."""
+        """The callback of signal ``index``: its list of the current cycle (nothing for a family
+        another instrumentation reports at this collection)."""
         current = self._sampler.current
+        name = self._signals[index][0].name
+        left_to_peers = self._shared.left_to_peers if name in self._shared.shared else None
 
         def observations() -> Sequence[Observation]:
+            if left_to_peers is not None and name in left_to_peers():
+                return ()
             cycle = self._cycle
             sample = current()
             if cycle[0] is not sample:
@@ -209,6 +222,11 @@ class RuntimeMetrics:
         record = self._gc_pause.record
         for generation, seconds in pauses:
             record(seconds, _GENERATIONS[generation])
+
+    @property
+    def shared_families(self) -> SharedFamilies:
+        """What this manager leaves to other instrumentations."""
+        return self._shared
 
     @property
     def instruments(self) -> InstrumentSet:

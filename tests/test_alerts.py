@@ -13,11 +13,13 @@ import yaml
 from otel_memory import catalog
 from otel_memory.alerts import (
     ALERT_PREFIX,
+    ALIAS_GROUP_NAME,
     RULES_FILE,
     RUNBOOK_URL,
     SEVERITIES,
     TESTS_FILE,
     alert_rules,
+    alias_rules,
     duration,
     rules_document,
     write_alert_rules,
@@ -35,8 +37,9 @@ REQUIRED = {"PressureHigh", "PressureCritical", "UsageNearLimit", "PredictedToRe
 
 
 def _rules() -> list[dict[str, object]]:
+    """The alerting rules of the committed file (the recording rules of the aliases left out)."""
     document = yaml.safe_load((ALERTS / RULES_FILE).read_text())
-    return [rule for group in document["groups"] for rule in group["rules"]]
+    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
 
 
 def _run(*command: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -108,7 +111,7 @@ def test_for_scale_shortens_every_duration_for_end_to_end_tests(tmp_path: Path) 
     paths = write_alert_rules(tmp_path, for_scale=0.01)
     assert [path.name for path in paths] == [RULES_FILE], "unit tests assume the real durations"
     scaled = {rule["alert"]: rule["for"] for group in yaml.safe_load(paths[0].read_text())["groups"]
-              for rule in group["rules"]}
+              for rule in group["rules"] if "alert" in rule}
     for rule in alert_rules():
         expected = "0s" if rule.for_s == 0 else duration(max(1, -(-rule.for_s // 100)))
         assert scaled[rule.name] == expected, rule.name
@@ -121,13 +124,14 @@ def test_for_scale_shortens_every_duration_for_end_to_end_tests(tmp_path: Path) 
 def test_a_runbook_base_url_reaches_every_rule_and_its_unit_tests(tmp_path: Path) -> None:
     base = "https://docs.example.test/ops/otel-memory-runbook.html"
     written = write_alert_rules(tmp_path, runbook_base=base)
-    rules = [rule for group in yaml.safe_load(written[0].read_text())["groups"] for rule in group["rules"]]
+    rules = [rule for group in yaml.safe_load(written[0].read_text())["groups"] for rule in group["rules"]
+             if "alert" in rule]
     anchors = {rule.name: rule.runbook_anchor for rule in alert_rules()}
     assert {rule["annotations"]["runbook_url"] for rule in rules} == {
         f"{base}#{anchors[rule['alert']]}" for rule in rules}
     expected = [alert["exp_annotations"]["runbook_url"]
                 for test in yaml.safe_load(written[1].read_text())["tests"]
-                for check in test["alert_rule_test"] for alert in check["exp_alerts"]]
+                for check in test.get("alert_rule_test", []) for alert in check["exp_alerts"]]
     assert expected and all(url.startswith(base + "#") for url in expected)
     for bad in ("docs/runbook.md", "ftp://host/runbook.md", "https://host/runbook.md#top"):
         with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
@@ -138,7 +142,7 @@ def test_promtool_check_rules_passes() -> None:
     promtool = require_tool("promtool")
     result = _run(promtool, "check", "rules", str(ALERTS / RULES_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+    assert f"SUCCESS: {len(alert_rules()) + len(alias_rules())} rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass() -> None:
@@ -191,8 +195,31 @@ def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
     tests = yaml.safe_load((ALERTS / "tests" / TESTS_FILE).read_text())["tests"]
     firing, silent = set(), set()
     for case in tests:
-        for check in case["alert_rule_test"]:
+        for check in case.get("alert_rule_test", []):
             (firing if check["exp_alerts"] else silent).add(check["alertname"])
     names = {rule.name for rule in alert_rules()}
     assert firing == names, f"alerts never shown firing: {sorted(names - firing)}"
     assert silent == names, f"alerts never shown silent: {sorted(names - silent)}"
+
+
+def test_the_original_allocation_count_name_is_a_recording_rule_with_a_unit_test() -> None:
+    document = yaml.safe_load((ALERTS / RULES_FILE).read_text())
+    [aliases] = [group for group in document["groups"] if group["name"] == ALIAS_GROUP_NAME]
+    assert aliases["rules"] == [{"record": "memory_allocation_count", "expr": "memory_allocated_blocks"}]
+    assert alias_rules("ns_") == [{"record": "ns_memory_allocation_count",
+                                   "expr": "ns_memory_allocated_blocks"}]
+    tests = yaml.safe_load((ALERTS / "tests" / TESTS_FILE).read_text())["tests"]
+    [case] = [case for case in tests if "promql_expr_test" in case]
+    assert case["promql_expr_test"][0]["expr"] == "memory_allocation_count"
+
+
+def test_promtool_unit_tests_catch_a_broken_alias(tmp_path: Path) -> None:
+    promtool = require_tool("promtool")
+    (tmp_path / "tests").mkdir()
+    shutil.copy(ALERTS / "tests" / TESTS_FILE, tmp_path / "tests" / TESTS_FILE)
+    rules = (ALERTS / RULES_FILE).read_text()
+    broken = rules.replace("expr: memory_allocated_blocks", "expr: memory_allocated_blocks * 2")
+    assert broken != rules
+    (tmp_path / RULES_FILE).write_text(broken)
+    result = _run(promtool, "test", "rules", TESTS_FILE, cwd=tmp_path / "tests")
+    assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr

@@ -9,7 +9,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_memory import catalog
+from otel_memory import __version__, catalog
 from otel_memory.instruments import SCOPE_NAME, InstrumentSet, get_meter
 from tests.conftest import collect, points
 
@@ -23,6 +23,9 @@ def test_observe_creates_the_catalogue_instrument(meter_provider: MeterProvider,
     assert data is not None
     scope = data.resource_metrics[0].scope_metrics[0].scope
     assert scope.name == SCOPE_NAME
+    # Our version, and the semantic-conventions version our names follow.
+    assert (scope.version, scope.schema_url) == (__version__, catalog.SCHEMA_URL)
+    assert catalog.SCHEMA_URL == "https://opentelemetry.io/schemas/1.38.0"
     metric = collect(reader)[catalog.MEMORY_POOL_SIZE.name]
     assert (metric.unit, metric.description) == (catalog.MEMORY_POOL_SIZE.unit,
                                                  catalog.MEMORY_POOL_SIZE.description)

@@ -19,6 +19,7 @@ from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import ConfigError, MemoryPressureRejected
 from otel_memory.manager import MemoryManager, _monitor
 from otel_memory.pressure import MemoryPressure
+from tests.conftest import manager_with_limit
 
 
 def _rss_mb() -> float:
@@ -77,11 +78,15 @@ def test_levels_follow_rss_against_the_configured_thresholds(
     for title in ("Moderate", "High", "Critical", "Low"):
         assert f"Memory pressure changed to {title}" in messages
     limit_mb = manager.limit.bytes // MB
-    exceeded = [m for m in messages if m.startswith("Memory limit exceeded")]
-    assert len(exceeded) == 1
-    reported_used = int(exceeded[0].split(": ")[1].split(" MB")[0])
+    # Critical pressure, but usage (about 150 MB over the start) stays below the limit (300 MB
+    # over it): the limit is not said to be exceeded.
+    assert used < manager.limit.bytes
+    assert not [m for m in messages if m.startswith("Memory limit exceeded")]
+    critical = [m for m in messages if m.startswith("Memory pressure critical:")]
+    assert len(critical) == 1
+    reported_used = int(critical[0].split(": ")[1].split(" MB")[0])
     critical_mb = manager.thresholds.critical // MB
-    assert exceeded[0] == (f"Memory limit exceeded: {reported_used} MB used, {limit_mb} MB limit "
+    assert critical[0] == (f"Memory pressure critical: {reported_used} MB used, {limit_mb} MB limit "
                            f"(critical threshold {critical_mb} MB)")
     assert abs(reported_used - used // MB) <= 5
     assert manager.transitions[MemoryPressure.CRITICAL] == 1
@@ -403,3 +408,19 @@ def test_admit_rereads_a_stale_level_so_a_surge_between_ticks_is_refused(
         del ballast
     finally:
         manager.shutdown()
+
+
+def test_the_limit_is_said_to_be_exceeded_only_when_usage_is_above_it(
+        meter_provider: MeterProvider, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="otel_memory"):
+        manager = manager_with_limit(_rss_mb() / 2, meter_provider)
+    try:
+        assert manager.get_memory_pressure() == MemoryPressure.CRITICAL
+        used = manager.get_memory_stats().usage_bytes
+        assert used > manager.limit.bytes
+    finally:
+        manager.shutdown()
+    messages = [record.getMessage() for record in caplog.records]
+    exceeded = [m for m in messages if m.startswith("Memory limit exceeded: ")]
+    assert len(exceeded) == 1 and f"{manager.limit.bytes // MB} MB limit" in exceeded[0]
+    assert not [r for r in caplog.records if r.getMessage().startswith("Memory pressure critical:")]

@@ -32,8 +32,9 @@ from otel_memory.sampler import MemorySample, Sampler
 from otel_memory.trend import TrendTracker
 from tests.conftest import collect, points
 
+CONTAINER_ONLY = ("memory.container.", "container.memory.", "memory.psi.")
 ALWAYS = [spec for spec in catalog.in_group(catalog.Group.PROCESS, catalog.Group.GC, catalog.Group.PRESSURE)
-          if spec.opt_in is None and not spec.name.startswith(("memory.container.", "memory.psi."))]
+          if spec.opt_in is None and not spec.name.startswith(CONTAINER_ONLY)]
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_values_match_psutil(manager: MemoryManager, reader: InMemoryMetricReade
     assert _value(metrics, catalog.MEMORY_THRESHOLD, **{catalog.ATTR_THRESHOLD_KIND: "critical"}) == int(
         64_000 * MB * 0.875)
     assert _value(metrics, catalog.MEMORY_PRESSURE_LEVEL) == 0
-    assert abs(_value(metrics, catalog.MEMORY_ALLOCATION_COUNT) - sys.getallocatedblocks()) < 50_000
+    assert abs(_value(metrics, catalog.MEMORY_ALLOCATED_BLOCKS) - sys.getallocatedblocks()) < 50_000
     stats = gc.get_stats()
     for generation in range(3):
         reported = _value(metrics, catalog.CPYTHON_GC_COLLECTIONS,
@@ -295,3 +296,29 @@ def test_the_runtime_metrics_are_built_from_any_source_without_a_manager(
         (3, {catalog.ATTR_PRESSURE_ACTION: "gc_collect"})]
     assert points(data, catalog.MEMORY_ALLOCATED.name)[0][0] > 0
     metrics.close()
+
+
+def test_in_a_container_the_semantic_convention_container_metrics_are_reported(
+        tmp_path: Path, meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("0::/\n")
+    (proc / "self" / "statm").write_text(Path("/proc/self/statm").read_text())
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("memory\n")
+    (root / "memory.max").write_text(f"{1000 * MB}\n")
+    (root / "memory.current").write_text(f"{400 * MB}\n")
+    (root / "memory.events").write_text("oom 0\noom_kill 2\n")
+    (root / "memory.stat").write_text(f"inactive_file {100 * MB}\n")
+    config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
+                                    enable_leak_detection=False)
+    with MemoryManager(config, meter_provider=meter_provider, proc_root=proc, cgroup_root=root):
+        metrics = collect(reader)
+    usage, working_set = metrics["container.memory.usage"], metrics["container.memory.working_set"]
+    for metric in (usage, working_set):
+        assert isinstance(metric.data, Sum) and not metric.data.is_monotonic   # UpDownCounter, as defined
+        assert metric.unit == "By"
+    assert _value(metrics, catalog.CONTAINER_MEMORY_USAGE) == 400 * MB
+    assert _value(metrics, catalog.CONTAINER_MEMORY_WORKING_SET) == 300 * MB
+    assert _value(metrics, catalog.MEMORY_CONTAINER_OOM_KILLS) == 2
+    assert not {"memory.container.usage", "memory.container.working_set"} & set(metrics)

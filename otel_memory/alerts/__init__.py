@@ -13,9 +13,17 @@ Example::
 """
 
 from .rules import ALERT_PREFIX, RUNBOOK_URL, SEVERITIES, AlertRule, alert_rules, duration
-from .write import RULES_FILE, TESTS_FILE, rules_document, tests_document, write_alert_rules
+from .write import (
+    ALIAS_GROUP_NAME,
+    RULES_FILE,
+    TESTS_FILE,
+    alias_rules,
+    rules_document,
+    tests_document,
+    write_alert_rules,
+)
 
 __all__ = [
-    "ALERT_PREFIX", "RULES_FILE", "RUNBOOK_URL", "SEVERITIES", "TESTS_FILE", "AlertRule", "alert_rules",
-    "duration", "rules_document", "tests_document", "write_alert_rules",
+    "ALERT_PREFIX", "ALIAS_GROUP_NAME", "RULES_FILE", "RUNBOOK_URL", "SEVERITIES", "TESTS_FILE", "AlertRule",
+    "alert_rules", "alias_rules", "duration", "rules_document", "tests_document", "write_alert_rules",
 ]

@@ -12,6 +12,13 @@ import enum
 import re
 from dataclasses import dataclass
 
+#: The semantic-conventions version our names follow (container.memory.working_set came in
+#: 1.38.0); the otel_memory meter carries it as its schema_url.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.38.0"
+
+#: The peer that reports some semantic-convention families too (see MetricSpec.shared_with).
+SYSTEM_METRICS = "opentelemetry-instrumentation-system-metrics"
+
 # Bucket boundaries in seconds. The SDK's default buckets are made for milliseconds.
 PAUSE_BUCKETS_S: tuple[float, ...] = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -77,6 +84,11 @@ class MetricSpec:
     meaning: str = ""
     buckets: tuple[float, ...] | None = None
     opt_in: str | None = None
+    alias: str | None = None
+    """Another Prometheus name for this metric, provided by a recording rule in the generated
+    rule file (the original design's name where the exporter's name could not be it)."""
+    shared_with: str | None = None
+    """An instrumentation that reports this family too; left to it when it runs beside us."""
 
     @property
     def prometheus_name(self) -> str:
@@ -94,6 +106,22 @@ class MetricSpec:
         if self.instrument is Instrument.OBSERVABLE_COUNTER:
             base += "_total"
         return base
+
+    @property
+    def promtool_problem(self) -> str | None:
+        """What ``promtool check metrics`` says about the exported name, or None when it is clean.
+
+        Only a semantic-convention name may have a problem (``db.client.connection.count``: an
+        UpDownCounter ending in ``_count``); docs/metrics.md lists them.
+        """
+        name = self.prometheus_name
+        if self.instrument is not Instrument.OBSERVABLE_COUNTER and name.endswith("_total"):
+            return 'non-counter metrics should not have "_total" suffix'
+        if self.instrument is not Instrument.HISTOGRAM:
+            for suffix in ("_count", "_sum", "_bucket"):
+                if name.endswith(suffix):
+                    return f'non-histogram and non-summary metrics should not have "{suffix}" suffix'
+        return None
 
     @property
     def prometheus_labels(self) -> tuple[str, ...]:

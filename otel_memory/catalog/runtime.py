@@ -8,7 +8,7 @@ Example::
 
 from __future__ import annotations
 
-from ._spec import PAUSE_BUCKETS_S, Group, Instrument, MetricSpec
+from ._spec import PAUSE_BUCKETS_S, SYSTEM_METRICS, Group, Instrument, MetricSpec
 from .attributes import (
     ATTR_GC_GENERATION,
     ATTR_LIMIT_SOURCE,
@@ -25,12 +25,14 @@ PROCESS_MEMORY_USAGE = MetricSpec(
     "The amount of physical memory in use (resident set size).", Group.PROCESS,
     meaning="RSS of this process: every page of the interpreter, its heap, arenas, extension "
     "modules and shared libraries that is resident in RAM. Semantic-convention name.",
+    shared_with=SYSTEM_METRICS,
 )
 PROCESS_MEMORY_VIRTUAL = MetricSpec(
     "process.memory.virtual", Instrument.OBSERVABLE_UP_DOWN_COUNTER, "By",
     "The amount of committed virtual memory.", Group.PROCESS,
     meaning="Virtual address space of this process (VmSize). Large and mostly harmless in "
     "Python; it matters when RLIMIT_AS is the effective limit.",
+    shared_with=SYSTEM_METRICS,
 )
 PROCESS_PAGING_FAULTS = MetricSpec(
     "process.paging.faults", Instrument.OBSERVABLE_COUNTER, "{fault}",
@@ -62,8 +64,9 @@ MEMORY_UTILIZATION = MetricSpec(
     "memory.utilization", Instrument.OBSERVABLE_GAUGE, "%",
     "Memory usage as a percentage of the effective limit.", Group.PROCESS,
     meaning="The usage pressure is computed from (the container's working set when the limit "
-    "is the container's, else RSS) divided by the effective limit, times 100. Unit % keeps the "
-    "Prometheus name the same on the exporter and the OTLP paths.",
+    "is the container's, else RSS) divided by the effective limit, times 100. In percent rather "
+    "than the ratio of process.memory.utilization, so its Prometheus name is the same on the "
+    "exporter and the OTLP paths (see Naming decisions).",
 )
 MEMORY_THRESHOLD = MetricSpec(
     "memory.threshold", Instrument.OBSERVABLE_GAUGE, "By",
@@ -71,18 +74,24 @@ MEMORY_THRESHOLD = MetricSpec(
     meaning="Thresholds for moderate (warning_threshold_mb), high (gc_pressure_threshold_mb) "
     "and critical (critical_threshold_mb), so dashboards can draw them.",
 )
-MEMORY_CONTAINER_USAGE = MetricSpec(
-    "memory.container.usage", Instrument.OBSERVABLE_GAUGE, "By",
-    "Memory charged to this process's cgroup, page cache included.", Group.PROCESS,
+CONTAINER_MEMORY_USAGE = MetricSpec(
+    "container.memory.usage", Instrument.OBSERVABLE_UP_DOWN_COUNTER, "By",
+    "Memory usage of the container: memory charged to this process's cgroup, page cache included.",
+    Group.PROCESS,
     meaning="cgroup v2 memory.current (v1 memory.usage_in_bytes): all processes of the "
-    "container together, page cache included. Present only inside a cgroup that can be read.",
+    "container together, page cache included. Present only inside a cgroup that can be read. "
+    "Semantic-convention name; in Prometheus it is cAdvisor's name too, so select it by job.",
 )
-MEMORY_CONTAINER_WORKING_SET = MetricSpec(
-    "memory.container.working_set", Instrument.OBSERVABLE_GAUGE, "By",
-    "The cgroup's usage less its inactive file cache.", Group.PROCESS,
+CONTAINER_MEMORY_WORKING_SET = MetricSpec(
+    "container.memory.working_set", Instrument.OBSERVABLE_UP_DOWN_COUNTER, "By",
+    "Container memory working set: the cgroup's usage less its inactive file cache.", Group.PROCESS,
     meaning="memory.current minus inactive_file, the figure Kubernetes evicts on and the one "
-    "pressure is computed from when the limit is the container's.",
+    "pressure is computed from when the limit is the container's. Semantic-convention name; in "
+    "Prometheus it is cAdvisor's name too, so select it by job.",
 )
+#: The names these entries had before issue 14 (memory.container.*); kept for code that used them.
+MEMORY_CONTAINER_USAGE = CONTAINER_MEMORY_USAGE
+MEMORY_CONTAINER_WORKING_SET = CONTAINER_MEMORY_WORKING_SET
 MEMORY_CONTAINER_OOM_KILLS = MetricSpec(
     "memory.container.oom_kills", Instrument.OBSERVABLE_COUNTER, "{kill}",
     "Processes of this cgroup killed by the OOM killer.", Group.PROCESS,
@@ -96,13 +105,18 @@ MEMORY_PSI_STALL = MetricSpec(
     "task waited on reclaim or swap, 'full' time all of them did. Host-wide unless the "
     "cgroup's memory.pressure can be read.",
 )
-MEMORY_ALLOCATION_COUNT = MetricSpec(
-    "memory.allocation.count", Instrument.OBSERVABLE_GAUGE, "{block}",
+MEMORY_ALLOCATED_BLOCKS = MetricSpec(
+    "memory.allocated_blocks", Instrument.OBSERVABLE_GAUGE, "{block}",
     "Memory blocks currently allocated by the Python allocator.", Group.PROCESS,
+    alias="memory_allocation_count",
     meaning="sys.getallocatedblocks(): live blocks from pymalloc (objects and buffers up to "
     "512 bytes) plus larger blocks through PyMem. The original design's allocation count; "
-    "it rises with live objects, not with allocation rate.",
+    "it rises with live objects, not with allocation rate. Its original Prometheus name "
+    "memory_allocation_count is a recording rule: a gauge exported under it fails promtool's "
+    "lint, where _count belongs to histograms and summaries (see Naming decisions).",
 )
+#: The name this entry had before issue 14; kept for code that used it.
+MEMORY_ALLOCATION_COUNT = MEMORY_ALLOCATED_BLOCKS
 MEMORY_USS = MetricSpec(
     "memory.uss", Instrument.OBSERVABLE_GAUGE, "By",
     "Memory unique to this process (unique set size).", Group.PROCESS, opt_in="enable_uss",
@@ -127,17 +141,20 @@ CPYTHON_GC_COLLECTIONS = MetricSpec(
     "cpython.gc.collections", Instrument.OBSERVABLE_COUNTER, "{collection}",
     "The number of times a generation was collected.", Group.GC, (ATTR_GC_GENERATION,),
     meaning="gc.get_stats()[gen]['collections']. Semantic-convention name.",
+    shared_with=SYSTEM_METRICS,
 )
 CPYTHON_GC_COLLECTED_OBJECTS = MetricSpec(
     "cpython.gc.collected_objects", Instrument.OBSERVABLE_COUNTER, "{object}",
     "The number of objects collected inside a generation.", Group.GC, (ATTR_GC_GENERATION,),
     meaning="gc.get_stats()[gen]['collected']: unreachable objects found in cycles and freed.",
+    shared_with=SYSTEM_METRICS,
 )
 CPYTHON_GC_UNCOLLECTABLE_OBJECTS = MetricSpec(
     "cpython.gc.uncollectable_objects", Instrument.OBSERVABLE_COUNTER, "{object}",
     "The number of uncollectable objects found inside a generation.", Group.GC,
     (ATTR_GC_GENERATION,),
     meaning="gc.get_stats()[gen]['uncollectable']: objects kept in gc.garbage. Growth is a leak.",
+    shared_with=SYSTEM_METRICS,
 )
 MEMORY_GC_PAUSE_DURATION = MetricSpec(
     "memory.gc.pause.duration", Instrument.HISTOGRAM, "s",
@@ -176,11 +193,11 @@ SPECS: tuple[MetricSpec, ...] = (
     MEMORY_LIMIT,
     MEMORY_UTILIZATION,
     MEMORY_THRESHOLD,
-    MEMORY_CONTAINER_USAGE,
-    MEMORY_CONTAINER_WORKING_SET,
+    CONTAINER_MEMORY_USAGE,
+    CONTAINER_MEMORY_WORKING_SET,
     MEMORY_CONTAINER_OOM_KILLS,
     MEMORY_PSI_STALL,
-    MEMORY_ALLOCATION_COUNT,
+    MEMORY_ALLOCATED_BLOCKS,
     MEMORY_USS,
     MEMORY_TRACEMALLOC_CURRENT,
     MEMORY_TRACEMALLOC_PEAK,

@@ -99,9 +99,9 @@ def _process(layout: Layout, q: PromQL) -> None:
         timeseries("Container memory", "Memory charged to the cgroup (page cache included) and its "
                    "working set, the figure Kubernetes evicts on. Empty outside a readable cgroup.",
                    "bytes", [
-                       target(f"max by ({_INSTANCE}) ({q.select(c.MEMORY_CONTAINER_USAGE)})",
+                       target(f"max by ({_INSTANCE}) ({q.select(c.CONTAINER_MEMORY_USAGE)})",
                               legend(text="usage")),
-                       target(f"max by ({_INSTANCE}) ({q.select(c.MEMORY_CONTAINER_WORKING_SET)})",
+                       target(f"max by ({_INSTANCE}) ({q.select(c.CONTAINER_MEMORY_WORKING_SET)})",
                               legend(text="working set")),
                    ]),
         timeseries("Memory stall (PSI)", "Share of wall time tasks stalled waiting for memory: "
@@ -114,7 +114,7 @@ def _process(layout: Layout, q: PromQL) -> None:
                            f"({q.increase(c.MEMORY_CONTAINER_OOM_KILLS, q.rate_window)})", legend())]),
         timeseries("Allocated blocks", "Memory blocks currently allocated by the Python allocator "
                    "(sys.getallocatedblocks()); rises with live objects.", "short",
-                   [target(f"max by ({_INSTANCE}) ({q.select(c.MEMORY_ALLOCATION_COUNT)})", legend())]),
+                   [target(f"max by ({_INSTANCE}) ({q.select(c.MEMORY_ALLOCATED_BLOCKS)})", legend())]),
         timeseries("Page faults", "Page faults per second by type; major faults read pages back from "
                    "disk or swap, a sign the host is short of memory.", "ops",
                    [target(f"sum by ({_by(fault)}) ({q.rate(c.PROCESS_PAGING_FAULTS)})",

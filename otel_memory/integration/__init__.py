@@ -5,7 +5,8 @@
   for existing psycopg_pool pools and SQLAlchemy engines.
 - ``HttpClientPool``: httpx clients. ``LlmClientPool``: OpenAI-compatible chat clients.
 
-Importing this package imports psycopg and httpx only when a name is first used.
+Importing this package imports psycopg and httpx only when a name is first used; without
+them installed, that name says which extra to install (``db`` or ``http``).
 
 Example::
 
@@ -26,16 +27,17 @@ if TYPE_CHECKING:
     from .instrument_db import Instrumentation, instrument_psycopg_pool, instrument_sqlalchemy_engine
     from .llm import AsyncLlmClient, LlmClient, LlmClientPool, LlmError
 
+# name -> (module, the extra its dependencies come with)
 _WHERE = {
-    "DatabaseConnectionPool": "database",
-    "instrument_psycopg_pool": "instrument_db",
-    "instrument_sqlalchemy_engine": "instrument_db",
-    "Instrumentation": "instrument_db",
-    "HttpClientPool": "http",
-    "LlmClientPool": "llm",
-    "LlmClient": "llm",
-    "AsyncLlmClient": "llm",
-    "LlmError": "llm",
+    "DatabaseConnectionPool": ("database", "db"),
+    "instrument_psycopg_pool": ("instrument_db", "db"),
+    "instrument_sqlalchemy_engine": ("instrument_db", "db"),
+    "Instrumentation": ("instrument_db", "db"),
+    "HttpClientPool": ("http", "http"),
+    "LlmClientPool": ("llm", "http"),
+    "LlmClient": ("llm", "http"),
+    "AsyncLlmClient": ("llm", "http"),
+    "LlmError": ("llm", "http"),
 }
 
 __all__ = [
@@ -52,9 +54,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
+    where = _WHERE.get(name)
+    if where is None:
         raise AttributeError(f"module 'otel_memory.integration' has no attribute {name!r}")
     from importlib import import_module
 
-    return getattr(import_module(f".{module}", __name__), name)
+    module, extra = where
+    try:
+        return getattr(import_module(f".{module}", __name__), name)
+    except ModuleNotFoundError as error:
+        from .._extras import missing_extra
+
+        raise missing_extra(error, extra, f"otel_memory.integration.{name}") from None

@@ -5,14 +5,15 @@
 from ``pool.get_stats()``. ``instrument_sqlalchemy_engine(engine)`` listens to the engine's
 pool events (connect, checkout, checkin) and wraps its pool's ``connect`` for wait time and
 timeouts, re-wrapping after ``engine.dispose()``. Both are idempotent and return an
-``Instrumentation`` whose ``uninstrument()`` stops the metrics.
+``Instrumentation`` whose ``uninstrument()`` stops the metrics. Metrics go to ``meter_provider``,
+else to the ``memory_manager``'s, else to the global MeterProvider.
 
 Example::
 
     pool = psycopg_pool.ConnectionPool(dsn, min_size=2, max_size=10)
     instrument_psycopg_pool(pool, name="orders_db")
     engine = sqlalchemy.create_engine(url, pool_size=5)
-    instrument_sqlalchemy_engine(engine)
+    instrument_sqlalchemy_engine(engine, memory_manager=manager)
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 
 from ..pool import DESTROY_REASONS, PoolStats
 from ..pool.metrics import PoolRecorder, instruments_for
 
+if TYPE_CHECKING:
+    from ..manager import MemoryManager
+
 _ATTRIBUTE = "_otel_memory_instrumentation"
+
+
+def _provider(meter_provider: metrics.MeterProvider | None,
+              memory_manager: MemoryManager | None) -> metrics.MeterProvider | None:
+    """The explicit provider, else the manager's (None: the global one)."""
+    if meter_provider is not None:
+        return meter_provider
+    return memory_manager.meter_provider if memory_manager is not None else None
 
 
 class Instrumentation:
@@ -81,7 +93,8 @@ def _existing(target: Any) -> Instrumentation | None:
 # --- psycopg_pool -------------------------------------------------------------------------------
 
 def instrument_psycopg_pool(pool: Any, *, name: str | None = None,
-                            meter_provider: metrics.MeterProvider | None = None) -> Instrumentation:
+                            meter_provider: metrics.MeterProvider | None = None,
+                            memory_manager: MemoryManager | None = None) -> Instrumentation:
     """Export db.client.connection.* for a psycopg_pool ConnectionPool or AsyncConnectionPool."""
     import psycopg_pool
 
@@ -100,7 +113,7 @@ def instrument_psycopg_pool(pool: Any, *, name: str | None = None,
         return (idle, max(size - idle, 0), stats.get("pool_max", 0), stats.get("pool_max", 0),
                 stats.get("pool_min", 0), stats.get("requests_waiting", 0))
 
-    instrumentation = Instrumentation(name or target.name, read, meter_provider)
+    instrumentation = Instrumentation(name or target.name, read, _provider(meter_provider, memory_manager))
     recorder = instrumentation.recorder
     checked_out: dict[int, float] = {}
     getconn, putconn, connect = target.getconn, target.putconn, target._connect
@@ -170,8 +183,8 @@ def instrument_psycopg_pool(pool: Any, *, name: str | None = None,
 # --- SQLAlchemy --------------------------------------------------------------------------------
 
 def instrument_sqlalchemy_engine(engine: Any, *, name: str | None = None,
-                                 meter_provider: metrics.MeterProvider | None = None
-                                 ) -> Instrumentation:
+                                 meter_provider: metrics.MeterProvider | None = None,
+                                 memory_manager: MemoryManager | None = None) -> Instrumentation:
     """Export db.client.connection.* for a SQLAlchemy Engine (or AsyncEngine) and its pool."""
     import sqlalchemy
     from sqlalchemy import event, exc
@@ -197,7 +210,7 @@ def instrument_sqlalchemy_engine(engine: Any, *, name: str | None = None,
         checked_out = getattr(pool, "checkedout", lambda: 0)()
         return (checked_in, checked_out, checked_in + checked_out, checked_in, 0, 0)
 
-    instrumentation = Instrumentation(pool_name, read, meter_provider)
+    instrumentation = Instrumentation(pool_name, read, _provider(meter_provider, memory_manager))
     recorder = instrumentation.recorder
     connecting = threading.local()
     key = "otel_memory.checkout"
