@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Collection
 from typing import Any
@@ -28,7 +29,18 @@ from .manager import MemoryManager
 
 _log = logging.getLogger("otel_memory")
 _lock = threading.Lock()
+_lock_pid = os.getpid()
 _manager: MemoryManager | None = None
+
+
+def _process_lock() -> threading.Lock:
+    """The module's lock, made anew in a forked child: a thread of the parent may have held it
+    at the fork, and would never release it in the child (a gunicorn post_fork hook calling
+    init_worker() would wait forever)."""
+    global _lock, _lock_pid
+    if _lock_pid != os.getpid():
+        _lock, _lock_pid = threading.Lock(), os.getpid()
+    return _lock
 
 
 def instrument(
@@ -43,7 +55,7 @@ def instrument(
     manager unchanged.
     """
     global _manager
-    with _lock:
+    with _process_lock():
         if _manager is not None and _manager.initialized:
             return _manager
         manager = MemoryManager(config or MemoryManagementConfig.from_env(),
@@ -56,7 +68,7 @@ def instrument(
 def uninstrument() -> None:
     """Stop the manager instrument() started and remove its callbacks and threads."""
     global _manager
-    with _lock:
+    with _process_lock():
         manager, _manager = _manager, None
     if manager is not None:
         manager.shutdown()

@@ -198,12 +198,16 @@ def test_a_manager_with_leak_detection_starts_and_stops_a_detector() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"interval_s": 0}, "interval_s=0; expected a positive number of seconds"),
+    ({"interval_s": 0}, r"interval_s=0; expected a number of seconds > 0 and <= 86400"),
+    ({"interval_s": float("nan")}, r"interval_s=nan; expected a number of seconds > 0"),
+    ({"interval_s": float("inf")}, r"interval_s=inf; expected a number of seconds > 0 and <= 86400"),
+    ({"interval_s": "60"}, r"interval_s='60'; expected a number of seconds"),
     ({"threshold_bytes": -1}, "threshold_bytes=-1; expected an int >= 0"),
     ({"chunk_size": 0}, "chunk_size=0; expected a positive int"),
+    ({"policy": {"warmup_checks": 1}}, "policy=dict; expected a RankingPolicy"),
 ])
 def test_bad_options_are_refused_naming_the_option(options: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message):      # ConfigError is a ValueError
         LeakDetector(**options)  # type: ignore[arg-type]
 
 

@@ -39,7 +39,8 @@ from opentelemetry import metrics, trace
 
 from .. import catalog as c
 from .. import forking
-from ..errors import error_summary
+from ..config import MAX_INTERVAL_S
+from ..errors import ArgumentTypeError, ConfigError, describe_value, error_summary
 from ..instruments import SCOPE_NAME
 from ..trend import MemoryTrend, TrendReport, TrendSource, TrendTracker
 from .attribution import AllocationAttributor
@@ -106,14 +107,16 @@ class LeakDetector:
         growth_rate_bytes_per_s: float = 50 * MB / 3600,
         native: NativeMemoryReader | bool | None = True,
     ) -> None:
-        if not isinstance(interval_s, (int, float)) or interval_s <= 0:
-            raise ValueError(f"interval_s={interval_s!r}; expected a positive number of seconds")
+        if (isinstance(interval_s, bool) or not isinstance(interval_s, (int, float))
+                or not 0 < interval_s <= MAX_INTERVAL_S):
+            raise ConfigError(f"interval_s={describe_value(interval_s)}; expected a number of seconds "
+                              f"> 0 and <= {MAX_INTERVAL_S:g}")
         if not isinstance(threshold_bytes, int) or threshold_bytes < 0:
             raise ValueError(f"threshold_bytes={threshold_bytes!r}; expected an int >= 0")
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size!r}; expected a positive int")
         if policy is not None and not isinstance(policy, RankingPolicy):
-            raise TypeError(f"policy={type(policy).__name__}; expected a RankingPolicy")
+            raise ArgumentTypeError(f"policy={type(policy).__name__}; expected a RankingPolicy")
         if (isinstance(growth_rate_bytes_per_s, bool) or not isinstance(growth_rate_bytes_per_s, (int, float))
                 or not 0 <= growth_rate_bytes_per_s < float("inf")):
             raise ValueError(f"growth_rate_bytes_per_s={growth_rate_bytes_per_s!r}; "

@@ -30,11 +30,6 @@ def test_a_misspelt_variable_gets_one_warning_suggesting_the_right_name(row: Row
     assert counts["warned_right_name"] > 0.8 * counts["warned"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in otel_memory/leak/detector.py (not this suite's to fix): LeakDetector accepts "
-    "interval_s=nan (its thread then spins), math.inf or > threading.TIMEOUT_MAX (its thread dies "
-    "with OverflowError) and refuses a wrong policy with TypeError; fix: require "
-    "0 < interval_s <= 86400 (finite) and raise ConfigError/ValueError naming policy"))
 def test_the_leak_detector_refuses_what_it_cannot_use(row: Row) -> None:
     figures = row.figures[LEAK_DETECTOR]
     assert figures["counts"].get("violations", 0) == 0, figures["violations"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from otel_memory import instrumentor, workers
 
 from .forks import collect_child, fork_storm, held_by_another_thread
@@ -21,11 +19,6 @@ def test_twenty_forks_in_a_row_each_child_its_own_numbers_no_deadlock() -> None:
     assert len({child["instance_id"] for child in children}) == SHORT.forks
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in otel_memory/instrumentor.py (not this suite's to fix): its module _lock is not renewed "
-    "in a forked child, so init_worker() -> uninstrument() in a child forked while another thread "
-    "was inside instrument()/uninstrument() waits forever; fix: renew it after fork "
-    "(os.register_at_fork on first use, as instruments.py does)"))
 def test_init_worker_in_a_child_forked_while_another_thread_instruments() -> None:
     read_fd, write_fd = os.pipe()
     with held_by_another_thread(lambda: [instrumentor._lock]):
