@@ -147,7 +147,7 @@ class PoolModel(RuleBasedStateMachine):
             return
         stats = self.pool.stats()
         assert (stats.size, stats.idle, stats.borrowed) == (self.size, len(self.idle), len(self.lent))
-        assert len(self.pool._core.idle) == stats.idle  # stats derive idle; the stack agrees
+        assert len(self.pool.core.idle) == stats.idle  # stats derive idle; the stack agrees
         assert stats.size <= self.max_size
         assert dict(stats.destroyed) == self.counts
         assert (stats.borrows, stats.timeouts, stats.create_errors) == (

@@ -256,7 +256,7 @@ def test_factory_error_passes_the_slot_to_a_waiter(meter_provider: MeterProvider
     pool = ObjectPool("slot", factory, 1, meter_provider=meter_provider, timeout=5.0)
     results: list[object] = []
     first = in_thread(results, pool.acquire)
-    wait_until(lambda: pool.stats().size == 0 and pool._core.creating == 1)
+    wait_until(lambda: pool.stats().size == 0 and pool.core.creating == 1)
     second_handle: list[object] = []
     second = in_thread(second_handle, pool.acquire)
     wait_until(lambda: pool.stats().pending_requests == 1)
@@ -401,7 +401,7 @@ def test_child_after_fork_drops_parent_objects_without_closing_them(meter_provid
                 fresh = thing.serial not in parents
             lent.release()  # a parent's object: forgotten, not pooled, not destroyed
             after = pool.stats()
-            kept_alive = {id(obj) for obj in pool._core.orphans} == {id(made[0]), id(made[1])}
+            kept_alive = {id(obj) for obj in pool.core.orphans} == {id(made[0]), id(made[1])}
             ok = (before.size == 0 and before.idle == 0 and fresh and after.size == 1
                   and not any(t.destroyed for t in made[:2]) and kept_alive)
             os.write(write_end, b"ok" if ok else repr((before, after)).encode())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Generic
+from typing import Any, Generic, Protocol
 
 from opentelemetry import metrics
 
@@ -69,15 +69,15 @@ class PoolBase(Generic[T]):
         self._health_check = health_check
         self._reset = reset
         self._destroy = destroy
-        self._core: PoolCore[T] = PoolCore(options)
+        self.core: PoolCore[T] = PoolCore(options)
         self._recorder = PoolRecorder(instruments_for(meter_provider), name, db=db_metrics)
         self._recorder.shared.add(self, pool_metrics=True, db_metrics=db_metrics)
         self._time_borrows = db_metrics or measure_use_time
         # Plain borrow and return need no hook, no clock and no stack: the fast path.
-        self._fast_take = (health_check is None and not self._time_borrows
-                           and not self._core.stamps)
-        self._fast_return = (reset is None and not check_on_return and not self._time_borrows
-                             and not self._core.stamps)
+        self.fast_take = (health_check is None and not self._time_borrows
+                           and not self.core.stamps)
+        self.fast_return = (reset is None and not check_on_return and not self._time_borrows
+                             and not self.core.stamps)
         self._warned: set[str] = set()
         watched = [v for v in (options.max_lifetime, options.idle_timeout,
                                options.leak_detection_threshold) if v]
@@ -106,14 +106,14 @@ class PoolBase(Generic[T]):
     @property
     def closed(self) -> bool:
         """True once close() was called."""
-        return self._core.closed
+        return self.core.closed
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of sizes and counters (the figures the metrics export)."""
-        return self._core.stats()
+        return self.core.stats()
 
     def __repr__(self) -> str:
-        stats = self._core.stats()
+        stats = self.core.stats()
         return (f"<{type(self).__name__} {self.name!r} size={stats.size}/{stats.max_size} "
                 f"borrowed={stats.borrowed} idle={stats.idle}{' closed' if self.closed else ''}>")
 
@@ -123,8 +123,8 @@ class PoolBase(Generic[T]):
         """At HIGH and CRITICAL, destroy idle objects above min_idle; True when any went."""
         if level < MemoryPressure.HIGH:
             return False
-        with self._core.lock:
-            released = self._core.release_idle_locked(self.options.min_idle, REASON_PRESSURE)
+        with self.core.lock:
+            released = self.core.release_idle_locked(self.options.min_idle, REASON_PRESSURE)
         if released:
             _log.info("otel_memory: pool %r released %d idle objects under %s memory pressure",
                       self.name, len(released), level.title)
@@ -134,7 +134,7 @@ class PoolBase(Generic[T]):
     def _watch_hooks(self) -> None:
         """One warning per kind of hook (factory, health_check, reset) found running longer than
         the pool's timeout (HANG_WARNING_S without one): it blocks its borrower, and only it."""
-        running = self._core.in_hooks.copy()   # atomic: the borrowers change it without the lock
+        running = self.core.in_hooks.copy()   # atomic: the borrowers change it without the lock
         if not running:
             return
         limit = self.options.timeout or HANG_WARNING_S
@@ -148,7 +148,7 @@ class PoolBase(Generic[T]):
 
     def _housekeep(self) -> None:
         self._watch_hooks()
-        core = self._core
+        core = self.core
         if core.reclaimed:
             self._process_reclaimed()
         with core.lock:
@@ -168,10 +168,10 @@ class PoolBase(Generic[T]):
                      self.options.leak_detection_threshold or 0.0, _format_stack(entry))
 
     def _count_leak(self, entry: Entry[T]) -> None:
-        with self._core.lock:
-            self._core.leaked += 1
-            self._core.lent.discard(entry)
-        if self._core.tracks_leaks:
+        with self.core.lock:
+            self.core.leaked += 1
+            self.core.lent.discard(entry)
+        if self.core.tracks_leaks:
             _log.warning("otel_memory: pool %r: a borrowed object was never returned and was "
                          "reclaimed by the garbage collector; borrowed at:\n%s",
                          self.name, _format_stack(entry))
@@ -186,7 +186,7 @@ class PoolBase(Generic[T]):
         # them here would shut the parent's connections too. Handles lent before the fork
         # belong to an old generation; returning them only drops them.
         housekeeping._after_fork_in_child()
-        self._core.after_fork_in_child()
+        self.core.after_fork_in_child()
         self._after_fork_extra()
         housekeeping.register(self)
 
@@ -208,6 +208,75 @@ class PoolBase(Generic[T]):
 
     def _refill(self) -> None:
         raise NotImplementedError
+
+
+class Lender(Protocol[T]):
+    """What a borrow handle (``Pooled``, ``Borrow``) may do with its ObjectPool, and nothing more:
+    the pool's narrow interface to its handles (``handle.py``), so that handles never reach into
+    a pool's private parts and the pool modules need not be imported by them.
+
+    Example::
+
+        def give_back(pool: Lender[T], entry: Entry[T]) -> None:
+            if not pool.fast_return or not pool.core.give_back_fast(entry):
+                pool.take_back(entry)
+    """
+
+    core: PoolCore[T]
+    fast_take: bool
+    fast_return: bool
+
+    @property
+    def name(self) -> str:
+        """The pool's name."""
+
+    def lend_entry(self, timeout: float | None) -> Entry[T]:
+        """An idle or new entry, waiting up to ``timeout``."""
+
+    def take_back(self, entry: Entry[T]) -> None:
+        """Return ``entry`` (checked, reset, or destroyed as the options say)."""
+
+    def destroy_object(self, obj: T) -> None:
+        """Destroy an object the pool no longer holds."""
+
+    def discard_entry(self, entry: Entry[T]) -> None:
+        """Destroy a broken entry; a new one is made when needed."""
+
+    def reclaim_entry(self, entry: Entry[T]) -> None:
+        """Queue the entry of a handle the garbage collector reclaimed (takes no lock)."""
+
+
+class AsyncLender(Protocol[T]):
+    """What a borrow handle (``AsyncPooled``, ``AsyncBorrow``) may do with its AsyncObjectPool.
+
+    Example::
+
+        async def give_back(pool: AsyncLender[T], entry: Entry[T]) -> None:
+            await pool.take_back(entry)
+    """
+
+    core: PoolCore[T]
+    fast_take: bool
+    fast_return: bool
+
+    @property
+    def name(self) -> str:
+        """The pool's name."""
+
+    async def lend_entry(self, timeout: float | None) -> Entry[T]:
+        """An idle or new entry, waiting up to ``timeout``."""
+
+    async def take_back(self, entry: Entry[T]) -> None:
+        """Return ``entry`` (checked, reset, or destroyed as the options say)."""
+
+    async def destroy_object(self, obj: T) -> None:
+        """Destroy an object the pool no longer holds."""
+
+    async def discard_entry(self, entry: Entry[T]) -> None:
+        """Destroy a broken entry; a new one is made when needed."""
+
+    def reclaim_entry(self, entry: Entry[T]) -> None:
+        """Queue the entry of a handle the garbage collector reclaimed (takes no lock)."""
 
 
 def _format_stack(entry: Entry[Any]) -> str:

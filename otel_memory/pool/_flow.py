@@ -10,7 +10,7 @@ is written once as well, and the two pools cannot drift apart.
 
 Example::
 
-    def _acquire_entry(self, timeout):                      # ObjectPool
+    def lend_entry(self, timeout):                      # ObjectPool
         return run(acquire(self, timeout, _ThreadWaiter), self._carry_out)
 """
 
@@ -78,7 +78,7 @@ async def run_async(flow: Flow[R], carry_out: Callable[[str, Any], Awaitable[Any
 def acquire(pool: PoolBase[T], timeout: float | None,
             make_waiter: Callable[[], Waiter[T]]) -> Flow[Entry[T]]:
     """Lend an entry: idle, newly created or handed over by a returning borrower."""
-    core = pool._core
+    core = pool.core
     start = time.perf_counter() if pool._time_borrows else 0.0
     if timeout is None:
         timeout = pool.options.timeout
@@ -132,7 +132,7 @@ def acquire(pool: PoolBase[T], timeout: float | None,
 
 def _wait(pool: PoolBase[T], waiter: Waiter[T], deadline: float | None,
           timeout: float | None) -> Flow[Entry[T] | _Create]:
-    core = pool._core
+    core = pool.core
     try:
         yield WAIT, (waiter, deadline)
         with core.lock:
@@ -159,7 +159,7 @@ def _undo_take_locked(core: PoolCore[T], got: Entry[T] | _Create | Waiter[T]) ->
 
 def _create(pool: PoolBase[T]) -> Flow[Entry[T]]:
     """Call the factory in the slot already reserved; the new object is lent to the caller."""
-    core = pool._core
+    core = pool.core
     began = time.perf_counter()
     running, token = core.in_hooks, object()
     running[token] = (CREATE, time.monotonic())
@@ -185,7 +185,7 @@ def _hook(pool: PoolBase[T], step: str, entry: Entry[T]) -> Flow[bool]:
 
     While it runs it is listed in ``in_hooks``, where housekeeping finds a hook that hangs.
     """
-    running = pool._core.in_hooks
+    running = pool.core.in_hooks
     running[entry] = (step, time.monotonic())
     try:
         result = yield step, entry
@@ -199,7 +199,7 @@ def _hook(pool: PoolBase[T], step: str, entry: Entry[T]) -> Flow[bool]:
 
 def give_back(pool: PoolBase[T], entry: Entry[T]) -> Flow[None]:
     """Take a lent entry back: reset, check on return, then idle or to the first waiter."""
-    core = pool._core
+    core = pool.core
     if entry.generation != core.generation:
         core.orphan(entry)
         return
@@ -233,7 +233,7 @@ def destroy_lent(core: PoolCore[T], entry: Entry[T], reason: str, *, unlend: boo
 
 def give_back_reclaimed(pool: PoolBase[T]) -> Flow[None]:
     """Take back the entries of handles the garbage collector reclaimed (leaked borrows)."""
-    core = pool._core
+    core = pool.core
     reclaimed = core.reclaimed
     while reclaimed:
         try:
@@ -249,7 +249,7 @@ def give_back_reclaimed(pool: PoolBase[T]) -> Flow[None]:
 
 def refill(pool: PoolBase[T]) -> Flow[None]:
     """Create idle objects up to min_idle; a factory error is counted, warned once, retried later."""
-    core = pool._core
+    core = pool.core
     while True:
         with core.lock:
             if not core.reserve_for_idle_locked():

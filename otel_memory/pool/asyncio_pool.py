@@ -121,7 +121,7 @@ class AsyncObjectPool(PoolBase[T]):
         loop = self._off_loop()
         if loop is None:
             return super().respond_to_pressure(level)
-        if level < MemoryPressure.HIGH or len(self._core.idle) <= self.options.min_idle:
+        if level < MemoryPressure.HIGH or len(self.core.idle) <= self.options.min_idle:
             return False
         try:
             loop.call_soon_threadsafe(super().respond_to_pressure, level)
@@ -152,13 +152,13 @@ class AsyncObjectPool(PoolBase[T]):
 
     async def acquire(self, timeout: float | None = None) -> AsyncPooled[T]:
         """An AsyncPooled handle; raises PoolTimeout, PoolExhausted or PoolClosed."""
-        return AsyncPooled(self, await self._acquire_entry(timeout))
+        return AsyncPooled(self, await self.lend_entry(timeout))
 
-    async def _acquire_entry(self, timeout: float | None) -> Entry[T]:
+    async def lend_entry(self, timeout: float | None) -> Entry[T]:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        if self._core.reclaimed:
+        if self.core.reclaimed:
             await self._process_reclaimed_async()
         return await run_async(acquire(self, timeout, lambda: _TaskWaiter(loop)), self._carry_out)
 
@@ -186,15 +186,15 @@ class AsyncObjectPool(PoolBase[T]):
 
     # --- giving back -------------------------------------------------------------------------
 
-    async def _give_back(self, entry: Entry[T]) -> None:
+    async def take_back(self, entry: Entry[T]) -> None:
         await run_async(give_back(self, entry), self._carry_out)
 
-    async def _discard(self, entry: Entry[T]) -> None:
-        await run_async(destroy_lent(self._core, entry, REASON_DISCARDED), self._carry_out)
+    async def discard_entry(self, entry: Entry[T]) -> None:
+        await run_async(destroy_lent(self.core, entry, REASON_DISCARDED), self._carry_out)
 
-    def _reclaim(self, entry: Entry[T]) -> None:
+    def reclaim_entry(self, entry: Entry[T]) -> None:
         # From AsyncPooled.__del__: never lock; queue and ask the loop to process it.
-        self._core.reclaimed.append(entry)
+        self.core.reclaimed.append(entry)
         loop = self._loop
         try:
             if loop is None:
@@ -210,15 +210,15 @@ class AsyncObjectPool(PoolBase[T]):
         # Housekeeping thread: hand the work to the loop, or, with the loop gone, drop the slots.
         if self._on_loop(self._process_reclaimed_async):
             return
-        reclaimed = self._core.reclaimed
+        reclaimed = self.core.reclaimed
         while reclaimed:
             entry = reclaimed.popleft()
-            if entry.generation != self._core.generation:
-                self._core.orphan(entry)
+            if entry.generation != self.core.generation:
+                self.core.orphan(entry)
                 continue
             self._count_leak(entry)
-            with self._core.lock:
-                self._core.destroy_borrowed_locked(entry, REASON_DISCARDED)
+            with self.core.lock:
+                self.core.destroy_borrowed_locked(entry, REASON_DISCARDED)
             self._destroy_without_loop(entry.obj)
 
     # --- destruction, close, refill ----------------------------------------------------------
@@ -239,7 +239,7 @@ class AsyncObjectPool(PoolBase[T]):
             return False
         return True
 
-    async def _call_destroy(self, obj: T) -> None:
+    async def destroy_object(self, obj: T) -> None:
         if self._destroy is None:
             return
         try:
@@ -264,7 +264,7 @@ class AsyncObjectPool(PoolBase[T]):
 
     async def _destroy_all(self, objects: list[T]) -> None:
         for obj in objects:
-            await self._call_destroy(obj)
+            await self.destroy_object(obj)
 
     def _destroy_entries(self, entries: list[Entry[T]]) -> None:
         if self._destroy is None or not entries:
@@ -282,8 +282,8 @@ class AsyncObjectPool(PoolBase[T]):
 
     async def close(self) -> None:
         """Refuse new borrows, wake waiters with PoolClosed and destroy idle objects."""
-        with self._core.lock:
-            drained = self._core.close_locked()
+        with self.core.lock:
+            drained = self.core.close_locked()
         await self._destroy_all([entry.obj for entry in drained])
 
     async def __aenter__(self) -> AsyncObjectPool[T]:

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Generic
 from ._core import Entry, T
 
 if TYPE_CHECKING:
-    from .asyncio_pool import AsyncObjectPool
-    from .sync import ObjectPool
+    from ._base import AsyncLender, Lender
 
 
 class _Handle(Generic[T]):
@@ -33,9 +32,9 @@ class _Handle(Generic[T]):
 
     __slots__ = ("_entry", "_pool")
 
-    _pool: ObjectPool[T] | AsyncObjectPool[T]
+    _pool: Lender[T] | AsyncLender[T]
 
-    def __init__(self, pool: ObjectPool[T] | AsyncObjectPool[T], entry: Entry[T]) -> None:
+    def __init__(self, pool: Lender[T] | AsyncLender[T], entry: Entry[T]) -> None:
         self._pool = pool
         self._entry: Entry[T] | None = entry
 
@@ -56,7 +55,7 @@ class _Handle(Generic[T]):
         if entry is not None:
             self._entry = None
             try:
-                self._pool._reclaim(entry)
+                self._pool.reclaim_entry(entry)
             except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to do
                 return
 
@@ -76,23 +75,23 @@ class Pooled(_Handle[T]):
 
     __slots__ = ()
 
-    _pool: ObjectPool[T]
+    _pool: Lender[T]
 
     def release(self) -> None:
         """Give the object back to the pool (idempotent)."""
         entry, self._entry = self._entry, None
         if entry is not None:
             pool = self._pool
-            if not pool._fast_return:
-                pool._give_back(entry)
-            elif not pool._core.give_back_fast(entry):
-                pool._call_destroy(entry.obj)
+            if not pool.fast_return:
+                pool.take_back(entry)
+            elif not pool.core.give_back_fast(entry):
+                pool.destroy_object(entry.obj)
 
     def discard(self) -> None:
         """The object is broken: the pool destroys it and makes a new one when needed."""
         entry, self._entry = self._entry, None
         if entry is not None:
-            self._pool._discard(entry)
+            self._pool.discard_entry(entry)
 
     def __enter__(self) -> Pooled[T]:
         return self
@@ -113,23 +112,23 @@ class AsyncPooled(_Handle[T]):
 
     __slots__ = ()
 
-    _pool: AsyncObjectPool[T]
+    _pool: AsyncLender[T]
 
     async def release(self) -> None:
         """Give the object back to the pool (idempotent)."""
         entry, self._entry = self._entry, None
         if entry is not None:
             pool = self._pool
-            if not pool._fast_return:
-                await pool._give_back(entry)
-            elif not pool._core.give_back_fast(entry):
-                await pool._call_destroy(entry.obj)
+            if not pool.fast_return:
+                await pool.take_back(entry)
+            elif not pool.core.give_back_fast(entry):
+                await pool.destroy_object(entry.obj)
 
     async def discard(self) -> None:
         """The object is broken: the pool destroys it and makes a new one when needed."""
         entry, self._entry = self._entry, None
         if entry is not None:
-            await self._pool._discard(entry)
+            await self._pool.discard_entry(entry)
 
     async def __aenter__(self) -> AsyncPooled[T]:
         return self
@@ -151,7 +150,7 @@ class Borrow(Generic[T]):
 
     __slots__ = ("_entry", "_pool", "_timeout")
 
-    def __init__(self, pool: ObjectPool[T], timeout: float | None) -> None:
+    def __init__(self, pool: Lender[T], timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
         self._entry: Entry[T] | None = None
@@ -161,10 +160,10 @@ class Borrow(Generic[T]):
             raise RuntimeError("a borrow() scope cannot be entered twice")
         pool = self._pool
         entry = None
-        if pool._fast_take and not pool._core.reclaimed:
-            entry = pool._core.take_fast()
+        if pool.fast_take and not pool.core.reclaimed:
+            entry = pool.core.take_fast()
         if entry is None:
-            entry = pool._acquire_entry(self._timeout)
+            entry = pool.lend_entry(self._timeout)
         self._entry = entry
         return entry.obj
 
@@ -173,10 +172,10 @@ class Borrow(Generic[T]):
         entry, self._entry = self._entry, None
         if entry is not None:
             pool = self._pool
-            if not pool._fast_return:
-                pool._give_back(entry)
-            elif not pool._core.give_back_fast(entry):
-                pool._call_destroy(entry.obj)
+            if not pool.fast_return:
+                pool.take_back(entry)
+            elif not pool.core.give_back_fast(entry):
+                pool.destroy_object(entry.obj)
 
 
 class AsyncBorrow(Generic[T]):
@@ -191,22 +190,22 @@ class AsyncBorrow(Generic[T]):
     __slots__ = ("_entry", "_pool", "_timeout")
     _entry: Entry[T] | None
 
-    def __init__(self, pool: AsyncObjectPool[T], timeout: float | None) -> None:
+    def __init__(self, pool: AsyncLender[T], timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
         # _entry is set by __aenter__ (one attribute store less on the hot path)
 
     async def __aenter__(self) -> T:
         pool = self._pool
-        core = pool._core
-        if core.idle and pool._fast_take:
+        core = pool.core
+        if core.idle and pool.fast_take:
             # PoolCore.take_fast_unlocked inlined: this is the whole hot path of an asyncio
             # borrow, serialised by the event loop (see AsyncObjectPool).
             entry = core.idle.pop()
             core.borrowed += 1
             core.borrows += 1
         else:
-            entry = await pool._acquire_entry(self._timeout)
+            entry = await pool.lend_entry(self._timeout)
         self._entry = entry
         return entry.obj
 
@@ -216,13 +215,13 @@ class AsyncBorrow(Generic[T]):
         if entry is None:
             return
         pool = self._pool
-        core = pool._core
-        if (pool._fast_return and not core.waiters and not core.closed
+        core = pool.core
+        if (pool.fast_return and not core.waiters and not core.closed
                 and entry.generation == core.generation):
             # PoolCore.give_back_fast_unlocked inlined for the common case.
             core.borrowed -= 1
             core.idle.append(entry)
-        elif not pool._fast_return:
-            await pool._give_back(entry)
+        elif not pool.fast_return:
+            await pool.take_back(entry)
         elif not core.give_back_fast_unlocked(entry):
-            await pool._call_destroy(entry.obj)
+            await pool.destroy_object(entry.obj)

@@ -82,11 +82,11 @@ class ObjectPool(PoolBase[T]):
 
     def acquire(self, timeout: float | None = None) -> Pooled[T]:
         """A Pooled handle; raises PoolTimeout, PoolExhausted or PoolClosed."""
-        entry = self._core.take_fast() if self._fast_take and not self._core.reclaimed else None
-        return Pooled(self, entry or self._acquire_entry(timeout))
+        entry = self.core.take_fast() if self.fast_take and not self.core.reclaimed else None
+        return Pooled(self, entry or self.lend_entry(timeout))
 
-    def _acquire_entry(self, timeout: float | None) -> Entry[T]:
-        if self._core.reclaimed:
+    def lend_entry(self, timeout: float | None) -> Entry[T]:
+        if self.core.reclaimed:
             self._process_reclaimed()
         return run(acquire(self, timeout, _ThreadWaiter), self._carry_out)
 
@@ -108,21 +108,21 @@ class ObjectPool(PoolBase[T]):
         if step == RESET:
             return self._reset(argument.obj)  # type: ignore[misc]
         for obj in argument:  # DESTROY
-            self._call_destroy(obj)
+            self.destroy_object(obj)
         return None
 
     # --- giving back -------------------------------------------------------------------------
 
-    def _give_back(self, entry: Entry[T]) -> None:
+    def take_back(self, entry: Entry[T]) -> None:
         run(give_back(self, entry), self._carry_out)
 
-    def _discard(self, entry: Entry[T]) -> None:
-        run(destroy_lent(self._core, entry, REASON_DISCARDED), self._carry_out)
+    def discard_entry(self, entry: Entry[T]) -> None:
+        run(destroy_lent(self.core, entry, REASON_DISCARDED), self._carry_out)
 
-    def _reclaim(self, entry: Entry[T]) -> None:
+    def reclaim_entry(self, entry: Entry[T]) -> None:
         # Called from Pooled.__del__, possibly inside the garbage collector while this very
         # thread holds the pool lock: never lock here, only queue (deque.append is atomic).
-        self._core.reclaimed.append(entry)
+        self.core.reclaimed.append(entry)
         housekeeping.poke(self)
 
     def _process_reclaimed(self) -> None:
@@ -130,7 +130,7 @@ class ObjectPool(PoolBase[T]):
 
     # --- destruction, close, refill ----------------------------------------------------------
 
-    def _call_destroy(self, obj: T) -> None:
+    def destroy_object(self, obj: T) -> None:
         if self._destroy is None:
             return
         try:
@@ -141,7 +141,7 @@ class ObjectPool(PoolBase[T]):
 
     def _destroy_entries(self, entries: list[Entry[T]]) -> None:
         for entry in entries:
-            self._call_destroy(entry.obj)
+            self.destroy_object(entry.obj)
 
     def _refill(self) -> None:
         run(refill(self), self._carry_out)
@@ -151,8 +151,8 @@ class ObjectPool(PoolBase[T]):
 
         Objects still lent are destroyed when they come back.
         """
-        with self._core.lock:
-            drained = self._core.close_locked()
+        with self.core.lock:
+            drained = self.core.close_locked()
         self._destroy_entries(drained)
 
     def __enter__(self) -> ObjectPool[T]:

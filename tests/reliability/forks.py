@@ -52,7 +52,7 @@ def library_locks(manager: MemoryManager, pool: ObjectPool[Any], cache: SmartCac
     """Every lock a child of this process may need, as they are now, in the library's order."""
     detector = manager.leak_detector
     return [manager._tick_lock, manager._lock, manager.sampler._lock,
-            *([detector._lock] if detector is not None else []), pool._core.lock, cache._lock,
+            *([detector._lock] if detector is not None else []), pool.core.lock, cache._lock,
             http._lock, housekeeping._lock,
             pool_metrics._registry_lock, cache_metrics._registry_lock(), instruments._registry_lock(),
             forking._lock, workers._module_lock()]

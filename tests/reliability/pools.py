@@ -250,7 +250,7 @@ def pool_stress_sync(profile: Profile) -> Row:
             handle.release()
         after = _gauges(reader, "reliability.sync")
         stats = pool.stats()
-        idle = len(pool._core.idle)
+        idle = len(pool.core.idle)
     row.check("no borrower thread failed", failures == [])
     row.figures["failures"] = [repr(error) for error in failures]
     _reconcile(row, ledger, stats, held, after, idle)
@@ -357,7 +357,7 @@ def pool_stress_async(profile: Profile) -> Row:
             ledger.unlend(handle.get(), me)
             await handle.release()
         after = _gauges(reader, "reliability.async")
-        return pool.stats(), held, after, len(pool._core.idle)
+        return pool.stats(), held, after, len(pool.core.idle)
 
     with row.timed():
         stats, held, after, idle = asyncio.run(main())
