@@ -203,6 +203,12 @@ def fork_storm(profile: Profile) -> Row:
             slowest = max(slowest, took)
             children.append(report)
         time.sleep(0.2)
+        # the parent's detector goes on checking after the forks: wait for one check (its first
+        # comes leak_detection_interval_s after the start, later when a fork held its lock)
+        deadline = time.monotonic() + 10
+        while (manager.leak_detector is not None and manager.leak_detector.counters.checks == 0
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         stop.set()
         for thread in threads:
             thread.join(10)
