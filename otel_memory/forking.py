@@ -25,6 +25,37 @@ from .errors import error_summary
 _log = logging.getLogger("otel_memory")
 
 
+class ProcessLock:
+    """A module's lock that a forked child gets anew: a thread of the parent may have held it at
+    the fork and would never release it in the child. Checked by process id when used, so
+    nothing is hooked at import.
+
+    Example::
+
+        _lock = ProcessLock()
+        with _lock:
+            ...
+    """
+
+    __slots__ = ("_lock", "_pid")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def get(self) -> threading.Lock:
+        """The lock of this process."""
+        if self._pid != os.getpid():
+            self._lock, self._pid = threading.Lock(), os.getpid()
+        return self._lock
+
+    def __enter__(self) -> bool:
+        return self.get().acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 class ForkAware(Protocol):
     """Anything with an ``_after_fork_in_child`` method."""
 

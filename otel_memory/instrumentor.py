@@ -16,8 +16,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Collection
 from typing import Any
 
@@ -25,22 +23,14 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from .config import MemoryManagementConfig
+from .forking import ProcessLock
 from .manager import MemoryManager
 
 _log = logging.getLogger("otel_memory")
-_lock = threading.Lock()
-_lock_pid = os.getpid()
+# made anew in a forked child: a gunicorn post_fork hook calling init_worker() must not wait
+# for a thread of the parent that was inside instrument() at the fork
+_lock = ProcessLock()
 _manager: MemoryManager | None = None
-
-
-def _process_lock() -> threading.Lock:
-    """The module's lock, made anew in a forked child: a thread of the parent may have held it
-    at the fork, and would never release it in the child (a gunicorn post_fork hook calling
-    init_worker() would wait forever)."""
-    global _lock, _lock_pid
-    if _lock_pid != os.getpid():
-        _lock, _lock_pid = threading.Lock(), os.getpid()
-    return _lock
 
 
 def instrument(
@@ -55,7 +45,7 @@ def instrument(
     manager unchanged.
     """
     global _manager
-    with _process_lock():
+    with _lock:
         if _manager is not None and _manager.initialized:
             return _manager
         manager = MemoryManager(config or MemoryManagementConfig.from_env(),
@@ -68,7 +58,7 @@ def instrument(
 def uninstrument() -> None:
     """Stop the manager instrument() started and remove its callbacks and threads."""
     global _manager
-    with _process_lock():
+    with _lock:
         manager, _manager = _manager, None
     if manager is not None:
         manager.shutdown()

@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +39,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from ._version import __version__
 from .catalog import SCHEMA_URL, Instrument, MetricSpec
 from .errors import error_summary
+from .forking import ProcessLock
 
 _log = logging.getLogger("otel_memory")
 
@@ -71,22 +71,12 @@ class _Fanout:
 
 # meter -> instrument name -> its fan-out; meters are held weakly.
 _fanouts: weakref.WeakKeyDictionary[Meter, dict[str, _Fanout]] = weakref.WeakKeyDictionary()
-_fanouts_lock = threading.Lock()
-_fork_hooked = False
+_fanouts_lock = ProcessLock()
 
 
 def _registry_lock() -> threading.Lock:
-    """The fan-out registry's lock; a forked child gets a fresh one (hooked on first use)."""
-    global _fork_hooked
-    if not _fork_hooked and hasattr(os, "register_at_fork"):
-        _fork_hooked = True
-        os.register_at_fork(after_in_child=_new_registry_lock)
-    return _fanouts_lock
-
-
-def _new_registry_lock() -> None:
-    global _fanouts_lock
-    _fanouts_lock = threading.Lock()
+    """The fan-out registry's lock (a forked child gets a fresh one)."""
+    return _fanouts_lock.get()
 
 
 def get_meter(meter_provider: metrics.MeterProvider | None = None) -> Meter:

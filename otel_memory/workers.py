@@ -44,11 +44,11 @@ except ModuleNotFoundError as _missing:
 from . import forking, instrumentor
 from .config import MemoryManagementConfig
 from .errors import ConfigError, OtelMemoryError, error_summary
+from .forking import ProcessLock
 from .manager import MemoryManager
 
 _log = logging.getLogger("otel_memory")
-_lock = threading.Lock()
-_fork_hooked = False
+_lock = ProcessLock()
 _worker: WorkerTelemetry | None = None
 _limiter: ExportLogLimiter | None = None
 
@@ -67,18 +67,8 @@ _SIGNALS = frozenset({"metrics", "spans", "traces", "logs"})
 
 
 def _module_lock() -> threading.Lock:
-    """This module's lock; a forked child gets a fresh one (a thread of the parent may have
-    held it at the fork). Hooked on first use, never at import."""
-    global _fork_hooked
-    if not _fork_hooked and hasattr(os, "register_at_fork"):
-        _fork_hooked = True
-        os.register_at_fork(after_in_child=_new_module_lock)
-    return _lock
-
-
-def _new_module_lock() -> None:
-    global _lock
-    _lock = threading.Lock()
+    """This module's lock (a forked child gets a fresh one)."""
+    return _lock.get()
 
 
 class ExportLogLimiter(logging.Filter):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -97,3 +98,30 @@ def test_nothing_happens_at_import() -> None:
         "print(forking._hooked, len(gc.callbacks) - before, threading.active_count())\n")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.split() == ["False", "0", "1"]
+
+
+def test_a_process_lock_held_by_a_thread_at_the_fork_is_free_in_the_child() -> None:
+    lock = forking.ProcessLock()
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert taken.wait(5)
+    try:
+        pid = os.fork()
+        if pid == 0:                       # the child: the holder thread does not exist here
+            got = lock.get().acquire(timeout=2)
+            os._exit(0 if got else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not lock.get().acquire(blocking=False)      # the parent's is still held
+    finally:
+        release.set()
+        holder.join(5)
+    with lock:                                             # and free again once released
+        assert lock.get().locked()

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from opentelemetry import metrics
 
 from .. import catalog as c
 from ..errors import error_summary
+from ..forking import ProcessLock
 from ..instruments import InstrumentSet, Points, get_meter
 
 _log = logging.getLogger("otel_memory")
@@ -146,23 +146,12 @@ class CacheInstruments:
 
 _registries: weakref.WeakKeyDictionary[Any, CacheInstruments] = weakref.WeakKeyDictionary()
 _global: list[CacheInstruments] = []
-_lock = threading.Lock()
-_fork_hooked = False
+_lock = ProcessLock()
 
 
 def _registry_lock() -> threading.Lock:
-    """The registry's lock; a forked child gets a fresh one (hooked on first use, not at import):
-    a thread of the parent may have held it at the fork."""
-    global _fork_hooked
-    if not _fork_hooked and hasattr(os, "register_at_fork"):
-        _fork_hooked = True
-        os.register_at_fork(after_in_child=_new_registry_lock)
-    return _lock
-
-
-def _new_registry_lock() -> None:
-    global _lock
-    _lock = threading.Lock()
+    """The registry's lock (a forked child gets a fresh one)."""
+    return _lock.get()
 
 
 def cache_instruments(meter_provider: metrics.MeterProvider | None) -> CacheInstruments:
