@@ -47,9 +47,18 @@ PressureListener = Callable[[MemoryPressure, MemoryPressure], None]
 
 ACTION_REJECT = "reject"
 ADMISSION_ADMIT = "admit"
-# admit() takes a fresh reading when the last tick is older than this, so a surge between two
-# monitoring ticks is still refused (at most a few readings a second, ~60 us each).
+# admit() trusts the last reading while pressure is LOW and the reading is at most two
+# monitoring intervals old (the monitor thread is not behind), and never longer than this: a
+# surge between two ticks, or while the monitor is starved of CPU, is still refused. Far below
+# the thresholds admit() compares two numbers and reads nothing.
 ADMISSION_MAX_AGE_S = 0.25
+# From MODERATE on, admit() reads usage afresh once the last reading is this old: each request
+# sees the memory of those admitted more than 10 ms before it, and a busy server pays at most
+# 100 readings a second (~50 us each), not one per request.
+ADMISSION_ELEVATED_AGE_S = 0.01
+# How long admit() waits for a reading another thread is taking (its listeners may be slow)
+# before it decides on the level it has.
+ADMISSION_WAIT_S = 0.05
 
 
 class PressureResponder(Protocol):
@@ -132,7 +141,8 @@ class MemoryManager:
         self._leak_detector: Any = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._ticks = 0
-        self._last_reading = 0.0            # monotonic time of the last tick's sample
+        self._last_reading = 0.0            # monotonic time the last reading began
+        self._admission_max_age_s = ADMISSION_MAX_AGE_S
         self._started_tracemalloc = False   # stopped again by shutdown(): only if we started it
 
     def _reset_counts(self) -> None:
@@ -183,8 +193,10 @@ class MemoryManager:
         from .runtime_metrics import RuntimeMetrics
 
         self._instruments = RuntimeMetrics(self, semconv_signals=semconv_signals)
-        # Our metrics must not make the exit wait on an exporter that does not answer.
+        # Our metrics and the leak detector's spans must not make the exit wait on an exporter
+        # that does not answer.
         exiting.finish_at_exit(self.meter_provider)
+        exiting.finish_at_exit(self.tracer_provider, exiting.TRACES)
         self._initialized = True
         _log.info("otel_memory: limit %d MB from %s; thresholds moderate %d MB, high %d MB, "
                   "critical %d MB", self.limit.bytes // MB, self.limit.source,
@@ -215,6 +227,7 @@ class MemoryManager:
     def _start_thread(self) -> None:
         self._stop = threading.Event()
         interval = self.config.monitor_config.monitoring_interval_ms / 1000
+        self._admission_max_age_s = min(ADMISSION_MAX_AGE_S, 2 * interval)
         self._thread = threading.Thread(
             target=_monitor, args=(weakref.ref(self), self._stop, interval),
             name="otel-memory-monitor", daemon=True)
@@ -333,26 +346,30 @@ class MemoryManager:
         with self._tick_lock:
             return self._tick()
 
-    def _tick(self) -> MemoryPressure:
-        """One tick; the caller holds the tick lock."""
+    def _tick(self, *, monitoring: bool = True) -> MemoryPressure:
+        """One reading; the caller holds the tick lock. A monitoring tick also feeds the trend
+        window and the GC pause histogram; admission's readings (as many as requests) only
+        update the level."""
         if not self._initialized:   # shut down while this tick waited for the previous one
             return self._level
+        began = time.monotonic()
         sample = self.sampler.current(max_age_s=0.0)
-        self._last_reading = sample.time
         usage = self.usage_of(sample)
         with self._lock:
             previous = self._level
             level = self._tracker.update(usage)
             self._level = level
-            self.trend.add(sample.time, usage)
-            self._ticks += 1
+            self._last_reading = began
+            if monitoring:
+                self.trend.add(sample.time, usage)
+                self._ticks += 1
             if level != previous:
                 self.transitions[level] += 1
                 if level != MemoryPressure.CRITICAL:
                     self._rejecting_logged = False
         if level != previous:
             self._announce(level, previous, usage)
-        if self._instruments is not None:
+        if monitoring and self._instruments is not None:
             self._instruments.record_gc_pauses(self.gc_watch.drain())
         return level
 
@@ -414,18 +431,17 @@ class MemoryManager:
     def admit(self, point: str = ADMISSION_ADMIT) -> None:
         """Raise MemoryPressureRejected when pressure is critical and admission control is on.
 
-        The level is that of the last tick, re-read first when that tick is older than
-        ADMISSION_MAX_AGE_S (unless another thread is ticking right now): a surge between two
-        monitoring ticks is refused too.
+        The level is re-read first when its reading is older than two monitoring intervals
+        (and ADMISSION_MAX_AGE_S) while LOW, or ADMISSION_ELEVATED_AGE_S from MODERATE on: a
+        surge between two monitoring ticks, or while the monitor thread is starved, is refused
+        too.
         """
         if not self.config.enable_admission_control or not self._initialized:
             return
-        if (time.monotonic() - self._last_reading > ADMISSION_MAX_AGE_S
-                and self._tick_lock.acquire(blocking=False)):
-            try:
-                self._tick()
-            finally:
-                self._tick_lock.release()
+        max_age = (self._admission_max_age_s if self._level is MemoryPressure.LOW
+                   else ADMISSION_ELEVATED_AGE_S)
+        if time.monotonic() - self._last_reading > max_age:
+            self._read_for_admission()
         if self._level != MemoryPressure.CRITICAL:
             return
         with self._lock:
@@ -435,6 +451,19 @@ class MemoryManager:
                 self._rejecting_logged = True
                 _log.error("Memory pressure critical, rejecting requests")
         raise MemoryPressureRejected("memory pressure is critical; the request was rejected")
+
+    def _read_for_admission(self) -> None:
+        """Update the level from a reading taken after this call began: one of its own, or one
+        another thread took meanwhile (concurrent admits share it). A tick that holds the lock
+        longer than ADMISSION_WAIT_S (slow listeners) leaves the level it set."""
+        began = time.monotonic()
+        if not self._tick_lock.acquire(timeout=ADMISSION_WAIT_S):
+            return
+        try:
+            if self._last_reading < began:
+                self._tick(monitoring=False)
+        finally:
+            self._tick_lock.release()
 
     # --- pools (the original design's registry) --------------------------------------------
 

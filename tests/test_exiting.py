@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from opentelemetry import metrics, trace
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpOTLPMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpOTLPSpanExporter,
 )
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from otel_memory import catalog, exiting
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
@@ -35,6 +44,12 @@ def _grpc(endpoint: str) -> OTLPMetricExporter:
 
 def _http(endpoint: str) -> HttpOTLPMetricExporter:
     return HttpOTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+
+
+@pytest.fixture(autouse=True)
+def no_failure_before_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a process whose exporters have not failed yet."""
+    monkeypatch.setattr(exiting._failures, "failed_at", float("-inf"))
 
 
 @pytest.fixture
@@ -112,24 +127,224 @@ def test_each_provider_is_watched_once(monkeypatch: pytest.MonkeyPatch) -> None:
     registered: list[tuple[Any, ...]] = []
     monkeypatch.setattr(exiting.atexit, "register", lambda *args: registered.append(args))
     monkeypatch.setattr(exiting, "_watched", exiting.weakref.WeakSet())
-    monkeypatch.setattr(exiting, "_watching_global", False)
+    monkeypatch.setattr(exiting, "_watching_global", set())
     provider = MeterProvider(shutdown_on_exit=False)
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
     exiting.finish_at_exit(provider)
     exiting.finish_at_exit(provider)
+    exiting.finish_at_exit(tracer_provider, exiting.TRACES)
+    exiting.finish_at_exit(tracer_provider, exiting.TRACES)
     exiting.finish_at_exit(None)
     exiting.finish_at_exit(None)
-    assert len(registered) == 2
+    exiting.finish_at_exit(None, exiting.TRACES)
+    exiting.finish_at_exit(None, exiting.TRACES)
+    assert len(registered) == 4
     assert registered[0][0] is exiting._at_exit and registered[0][1]() is provider
-    assert registered[1] == (exiting._at_exit, None)
+    assert registered[1][0] is exiting._at_exit and registered[1][1]() is tracer_provider
+    # None: the global provider of the signal, looked up at exit
+    assert registered[2] == (exiting._at_exit, metrics.get_meter_provider)
+    assert registered[3] == (exiting._at_exit, trace.get_tracer_provider)
     provider.shutdown()
 
 
-def test_a_manager_registers_its_provider(monkeypatch: pytest.MonkeyPatch,
-                                          meter_provider: MeterProvider) -> None:
-    seen: list[Any] = []
-    monkeypatch.setattr(exiting, "finish_at_exit", seen.append)
+def test_an_unknown_signal_is_refused_by_name() -> None:
+    expected = r"signal='logs' is not known; expected one of \['metrics', 'traces'\]"
+    with pytest.raises(ValueError, match=expected):
+        exiting.finish_at_exit(None, "logs")
+
+
+def test_a_manager_registers_its_meter_and_tracer_providers(
+        monkeypatch: pytest.MonkeyPatch, meter_provider: MeterProvider) -> None:
+    seen: list[tuple[Any, str]] = []
+    monkeypatch.setattr(exiting, "finish_at_exit",
+                        lambda provider, signal=exiting.METRICS: seen.append((provider, signal)))
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
     manager = MemoryManager(MemoryManagementConfig(enable_leak_detection=False),
-                            meter_provider=meter_provider)
+                            meter_provider=meter_provider, tracer_provider=tracer_provider)
     manager.initialize()
     manager.shutdown()
-    assert seen == [meter_provider]
+    assert seen == [(meter_provider, exiting.METRICS), (tracer_provider, exiting.TRACES)]
+
+
+# --- the tracer provider: the leak detector's memory.leak_check spans --------------------------
+
+def _grpc_spans(endpoint: str) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+
+
+def _http_spans(endpoint: str) -> HttpOTLPSpanExporter:
+    return HttpOTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
+
+
+@pytest.fixture
+def tracer_provider_with() -> Iterator[Callable[[Any], tuple[TracerProvider, MemoryManager]]]:
+    """A TracerProvider exporting in batches (none before exit), with a manager whose leak
+    detector reports its checks into it."""
+    made: list[tuple[TracerProvider, MemoryManager]] = []
+
+    def make(exporter: Any) -> tuple[TracerProvider, MemoryManager]:
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+        manager = MemoryManager(MemoryManagementConfig(
+            monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
+            leak_detection_interval_s=3600), tracer_provider=provider)
+        manager.initialize()
+        made.append((provider, manager))
+        return provider, manager
+
+    yield make
+    for provider, manager in made:
+        manager.shutdown()
+        provider.shutdown()
+
+
+@pytest.mark.parametrize("exporter", [_grpc_spans, _http_spans], ids=["grpc", "http"])
+def test_an_answering_collector_gets_the_leak_checks_at_exit(
+        tracer_provider_with: Callable[[Any], tuple[TracerProvider, MemoryManager]],
+        exporter: Callable[[str], Any], caplog: pytest.LogCaptureFixture) -> None:
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if exporter is _grpc_spans else receiver.http_endpoint
+        provider, manager = tracer_provider_with(exporter(endpoint))
+        manager.leak_detector.check()
+        assert receiver.spans() == [], "queued, not yet exported"
+        with caplog.at_level(logging.WARNING):
+            assert exiting.finish(provider) == "exported"
+        assert [span.name for span in receiver.spans()] == [catalog.SPAN_LEAK_CHECK]
+    assert not [r for r in caplog.records if r.name == "otel_memory"]
+
+
+class _NotesShutdown:
+    """Notes for each export of the OTLP span exporter it is mixed into whether the exporter
+    was shut down by the time the export ended."""
+
+    _shutdown: bool
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.ended_shut_down: list[bool] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result: SpanExportResult = super().export(spans)  # type: ignore[misc]
+        self.ended_shut_down.append(self._shutdown)
+        return result
+
+
+class _Recording(_NotesShutdown, OTLPSpanExporter):
+    pass
+
+
+class _HttpRecording(_NotesShutdown, HttpOTLPSpanExporter):
+    pass
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_closed_port_ends_the_span_exporters_retries(
+        tracer_provider_with: Callable[[Any], tuple[TracerProvider, MemoryManager]], protocol: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    exporter: _Recording | _HttpRecording = (
+        _Recording(endpoint=endpoint, insecure=True) if protocol == "grpc"
+        else _HttpRecording(endpoint=f"{endpoint}/v1/traces"))
+    provider, manager = tracer_provider_with(exporter)
+    manager.leak_detector.check()
+    with caplog.at_level(logging.WARNING):
+        assert exiting.finish(provider) == "abandoned"
+    # The exit flush's export was cut short by the exporter's shutdown, not retried to the end
+    # of its 10 s timeout (what the BatchSpanProcessor's shutdown alone waits for).
+    assert exporter.ended_shut_down == [True]
+    ours = [r.getMessage() for r in caplog.records if r.name == "otel_memory"]
+    assert ours == ["otel_memory: the last export at exit failed; shutting the tracer provider down "
+                    "without waiting for the exporter's retries"]
+    assert provider.force_flush() is False, "the span processor is shut down"
+
+
+def test_a_span_export_that_never_ends_is_abandoned_after_the_wait(
+        tracer_provider_with: Callable[[Any], tuple[TracerProvider, MemoryManager]]) -> None:
+    class Stuck(OTLPSpanExporter):
+        released: list[bool] = []
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            # like a collector that never answers: only the exporter's shutdown ends it
+            self.released.append(self._shutdown_in_progress.wait(30))
+            return SpanExportResult.FAILURE
+
+    exporter = Stuck(endpoint=f"127.0.0.1:{_closed_port()}", insecure=True)
+    provider, manager = tracer_provider_with(exporter)
+    manager.leak_detector.check()
+    assert exiting.finish(provider, wait_s=0.3) == "abandoned"
+    assert exporter.released == [True], "the export was ended by the exporter's shutdown"
+
+
+class _BlockingProcessor(SpanProcessor):
+    """A span processor without a span exporter whose shutdown blocks until released."""
+
+    def __init__(self) -> None:
+        self.shutting_down = threading.Event()
+        self.release = threading.Event()
+        self.flushes = 0
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        self.flushes += 1
+        logging.getLogger("opentelemetry.sdk.trace").warning("export failed")
+        return False
+
+    def shutdown(self) -> None:
+        self.shutting_down.set()
+        self.release.wait(30)
+
+
+def test_a_provider_whose_shutdown_hangs_does_not_hold_the_exit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exiting, "ABANDON_WAIT_S", 0.2)
+    processor = _BlockingProcessor()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    try:
+        assert exiting.finish(provider) == "abandoned"
+        assert processor.flushes == 1
+        assert processor.shutting_down.wait(5), "the provider's shutdown was started"
+        assert not processor.release.is_set()   # and is still running: finish() did not wait for it
+    finally:
+        processor.release.set()
+
+
+# --- a failure shortly before exit -------------------------------------------------------------
+
+class _SlowAnswer(OTLPMetricExporter):
+    """A metric exporter whose answer takes ``delay_s``: a busy collector that does answer."""
+
+    def __init__(self, delay_s: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.delay_s = delay_s
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        time.sleep(self.delay_s)
+        return super().export(metrics_data, timeout_millis, **kwargs)
+
+
+def test_after_a_recent_export_failure_a_flush_held_up_is_given_the_grace_only(
+        provider_with: Callable[[Any], MeterProvider], caplog: pytest.LogCaptureFixture) -> None:
+    class Stuck(OTLPMetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+            self._shutdown_in_progress.wait(30)   # held up behind another export's back-off
+            return super().export(metrics_data, timeout_millis, **kwargs)
+
+    provider = provider_with(Stuck(endpoint=f"127.0.0.1:{_closed_port()}", insecure=True))
+    exiting.finish_at_exit(provider)   # from here on export failures are noted
+    logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter").warning(
+        "Transient error StatusCode.UNAVAILABLE encountered while exporting metrics, retrying")
+    with caplog.at_level(logging.WARNING):
+        assert exiting.finish(provider) == "abandoned"   # the default wait is 30 s
+    assert [r.getMessage() for r in caplog.records if r.name == "otel_memory"] == [
+        "otel_memory: the last export at exit failed; shutting the meter provider down "
+        "without waiting for the exporter's retries"]
+
+
+def test_without_a_recent_failure_a_slow_collector_is_waited_for(
+        provider_with: Callable[[Any], MeterProvider], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exiting, "RECENT_GRACE_S", 0.1)
+    with OtlpReceiver() as receiver:
+        provider = provider_with(_SlowAnswer(0.5, endpoint=receiver.grpc_endpoint, insecure=True))
+        exiting.finish_at_exit(provider)
+        assert exiting.finish(provider) == "exported"
+        assert catalog.MEMORY_ALLOCATED.name in receiver.metric_names()

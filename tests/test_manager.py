@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 import weakref
@@ -15,10 +16,13 @@ import psutil
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
+from otel_memory import manager as manager_module
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import ConfigError, MemoryPressureRejected
 from otel_memory.manager import MemoryManager, _monitor
 from otel_memory.pressure import MemoryPressure
+from otel_memory.probes import PAGE_SIZE
+from otel_memory.sampler import MemorySample
 from tests.conftest import manager_with_limit
 
 
@@ -408,6 +412,102 @@ def test_admit_rereads_a_stale_level_so_a_surge_between_ticks_is_refused(
         del ballast
     finally:
         manager.shutdown()
+
+
+class _Usage:
+    """A /proc for a manager whose RSS the test sets (``self/statm``, replaced atomically), and a
+    cgroup root without a memory controller: limit and thresholds come from the config."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.proc, self.cgroup = tmp_path / "proc", tmp_path / "cgroup"
+        (self.proc / "self").mkdir(parents=True)
+        (self.proc / "self" / "cgroup").write_text("0::/\n")
+        self.cgroup.mkdir()
+
+    def set(self, mb: int) -> None:
+        pages = mb * MB // PAGE_SIZE
+        staged = self.proc / "self" / "statm.new"
+        staged.write_text(f"{2 * pages} {pages} 0 0 0 0 0\n")
+        os.replace(staged, self.proc / "self" / "statm")
+
+    def manager(self, meter_provider: MeterProvider, interval_ms: int) -> MemoryManager:
+        config = _config(interval_ms, max_heap_mb=1000, warning_threshold_mb=600,
+                         gc_pressure_threshold_mb=700, critical_threshold_mb=800, hysteresis_mb=10)
+        return MemoryManager(config, meter_provider=meter_provider, proc_root=self.proc,
+                             cgroup_root=self.cgroup)
+
+
+def test_from_moderate_on_admit_reads_usage_afresh_every_10_ms(
+        tmp_path: Path, meter_provider: MeterProvider) -> None:
+    usage = _Usage(tmp_path)
+    usage.set(650)
+    with usage.manager(meter_provider, interval_ms=60_000) as manager:
+        assert manager.get_memory_pressure() == MemoryPressure.MODERATE
+        manager.admit()
+        ticks = manager.last_tick
+        usage.set(850)   # a request admitted a moment ago took 200 MB: no tick has run since
+        time.sleep(manager_module.ADMISSION_ELEVATED_AGE_S * 2)
+        with pytest.raises(MemoryPressureRejected):
+            manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.CRITICAL
+        usage.set(650)   # and gave it back
+        time.sleep(manager_module.ADMISSION_ELEVATED_AGE_S * 2)
+        manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.MODERATE
+        assert manager.rejections == {"admit": 1}
+        # readings taken for admission (one per request) do not feed the trend window
+        assert manager.last_tick == ticks
+
+
+def test_admit_reads_usage_at_most_once_per_10_ms_however_many_requests(
+        tmp_path: Path, meter_provider: MeterProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    usage = _Usage(tmp_path)
+    usage.set(650)
+    with usage.manager(meter_provider, interval_ms=60_000) as manager:
+        readings: list[float] = []
+        take = manager.sampler.take
+
+        def counted() -> MemorySample:
+            readings.append(time.monotonic())
+            return take()
+
+        monkeypatch.setattr(manager.sampler, "take", counted)
+        began = time.monotonic()
+        for _ in range(2000):
+            manager.admit()
+        elapsed = time.monotonic() - began
+        assert len(readings) <= elapsed / manager_module.ADMISSION_ELEVATED_AGE_S + 2
+        assert len(readings) < 2000
+
+
+def test_far_below_the_thresholds_admit_reads_nothing(tmp_path: Path, meter_provider: MeterProvider,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager_module, "ADMISSION_MAX_AGE_S", 60.0)   # no reading ages here
+    usage = _Usage(tmp_path)
+    usage.set(100)
+    with usage.manager(meter_provider, interval_ms=60_000) as manager:
+        assert manager.get_memory_pressure() == MemoryPressure.LOW
+        usage.set(850)
+        manager.admit()   # the LOW reading is recent: trusted, usage not read per request
+        assert manager.get_memory_pressure() == MemoryPressure.LOW
+        assert manager.check_pressure() == MemoryPressure.CRITICAL
+
+
+def test_a_starved_monitor_hands_the_readings_to_admit(tmp_path: Path, meter_provider: MeterProvider,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # A monitor thread that never gets to tick: a server whose CPU is taken by others.
+    monkeypatch.setattr(manager_module, "_monitor",
+                        lambda ref, stop, interval: stop.wait())
+    usage = _Usage(tmp_path)
+    usage.set(100)
+    with usage.manager(meter_provider, interval_ms=20) as manager:
+        manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.LOW
+        usage.set(850)
+        time.sleep(0.1)   # five monitoring intervals without a tick, well within 0.25 s
+        with pytest.raises(MemoryPressureRejected):
+            manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.CRITICAL
 
 
 def test_the_limit_is_said_to_be_exceeded_only_when_usage_is_above_it(
