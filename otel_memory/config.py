@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -223,6 +222,8 @@ def _warn_misspelt(env: Mapping[str, str]) -> None:
     """One warning per MEMORY_* variable that is not one of ours but close to one (a typo)."""
     for variable in env:
         if variable.startswith("MEMORY_") and variable not in ENVIRONMENT:
+            import difflib  # only for a misspelt variable: nobody else pays for the import
+
             close = difflib.get_close_matches(variable, ENVIRONMENT, n=1, cutoff=0.8)
             if close:
                 _log.warning("otel_memory: %s is not a variable otel_memory reads (ignored); did you "

@@ -119,11 +119,13 @@ class InstrumentSet:
         self._plug(spec, self._callback(spec, points))
 
     def observe_prepared(self, spec: MetricSpec,
-                         observations: Callable[[], Sequence[Observation]]) -> None:
+                         observations: Callable[[CallbackOptions], Sequence[Observation]]) -> None:
         """Create the observable instrument of ``spec`` fed by ready-made Observations.
 
-        ``observations()`` returns the Observation objects to report as they are (no value may
-        be None): for signals whose points are built once per collection cycle.
+        ``observations(options)`` returns the Observation objects to report as they are (no
+        value may be None): for signals whose points are built once per collection cycle. It
+        gets the SDK's CallbackOptions, one object per collection, which tells a callback that
+        the collection it serves is the one it prepared for.
         """
         self._plug(spec, self._prepared_callback(spec, observations))
 
@@ -178,12 +180,13 @@ class InstrumentSet:
         return callback
 
     def _prepared_callback(self, spec: MetricSpec,
-                           observations: Callable[[], Sequence[Observation]]) -> ObservableCallback:
-        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+                           observations: Callable[[CallbackOptions], Sequence[Observation]]
+                           ) -> ObservableCallback:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
             if not self._active:
                 return ()
             try:
-                return observations()
+                return observations(options)
             except Exception as error:  # noqa: BLE001 - a callback must never raise into the SDK
                 self.warn_once(spec, error)
                 return ()

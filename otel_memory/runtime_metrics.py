@@ -1,10 +1,12 @@
 """The runtime signals of a MemoryManager as observable instruments over its shared sample.
 
-One collection cycle costs one sample and one pass over it: the first callback of a cycle
-finds the shared sample new, builds every signal's Observation objects from it in one go, and
-each instrument's callback then hands its ready list to the SDK. Values that do not change
-between samples (pressure actions, reclaimed bytes, admission rejections: counted by other
-threads at any time) are read live by their own callbacks instead.
+One collection costs one sample and one pass over it. The SDK hands every callback of a
+collection the same CallbackOptions object: the first callback to see a new one asks the
+sampler for the shared sample (and which families are left to peers), builds every signal's
+Observation objects from it in one go when the sample is new, and each instrument's callback
+then hands its ready list to the SDK with no other work. Values that do not change between
+samples (pressure actions, reclaimed bytes, admission rejections: counted by other threads at
+any time) are read live by their own callbacks instead.
 
 The callbacks hold the manager weakly: the meter provider keeps them for its whole life, and
 they must not keep a manager alive after the application dropped it.
@@ -26,7 +28,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from opentelemetry.metrics import Observation
+from opentelemetry.metrics import CallbackOptions, Observation
 
 from . import catalog as c
 from .instruments import InstrumentSet, Points, get_meter
@@ -84,9 +86,11 @@ _THRESHOLD_KINDS = [{c.ATTR_THRESHOLD_KIND: kind} for kind in ("moderate", "high
 Observations = list[Observation]
 # A signal's Observations from the manager and the cycle's sample.
 Build = Callable[["RuntimeSource", "MemorySample"], Observations]
-# (lists built from this sample, one per signal in registration order)
-_Cycle = tuple["MemorySample | None", list[Observations]]
-_NO_CYCLE: _Cycle = (None, [])
+# (the collection's CallbackOptions, its sample, one list per signal in registration order
+# as built from the sample, the same as reported: empty for families left to peers)
+_Cycle = tuple["CallbackOptions | None", "MemorySample | None", list[Observations],
+               list[Observations]]
+_NO_CYCLE: _Cycle = (None, None, [], [])
 
 
 class RuntimeMetrics:
@@ -158,29 +162,35 @@ class RuntimeMetrics:
         self._set.observe(c.MEMORY_ADMISSION_REJECTIONS, with_manager(lambda m: [
             (count, {c.ATTR_ADMISSION_POINT: point}) for point, count in list(m.rejections.items())]))
 
-    def _observations(self, index: int) -> Callable[[], Sequence[Observation]]:
-        """The callback of signal ``index``: its list of the current cycle (nothing for a family
-        another instrumentation reports at this collection)."""
-        current = self._sampler.current
-        name = self._signals[index][0].name
-        left_to_peers = self._shared.left_to_peers if name in self._shared.shared else None
+    def _observations(self, index: int) -> Callable[[CallbackOptions], Sequence[Observation]]:
+        """The callback of signal ``index``: its list of this collection's cycle."""
 
-        def observations() -> Sequence[Observation]:
-            if left_to_peers is not None and name in left_to_peers():
-                return ()
+        def observations(options: CallbackOptions) -> Sequence[Observation]:
             cycle = self._cycle
-            sample = current()
-            if cycle[0] is not sample:
-                cycle = self._build(sample)
-            return cycle[1][index]
+            if cycle[0] is not options:   # the first callback of a collection
+                cycle = self._start_cycle(options)
+            return cycle[3][index]
 
         return observations
 
-    def _build(self, sample: MemorySample) -> _Cycle:
+    def _start_cycle(self, options: CallbackOptions) -> _Cycle:
+        """The cycle of the collection ``options`` belongs to: the shared sample's lists (built
+        anew when the sample is new), less the families another instrumentation reports now."""
+        sample = self._sampler.current()
+        previous = self._cycle
+        built = previous[2] if previous[1] is sample else self._build(sample)
+        left = self._shared.left_to_peers() if self._shared.shared else frozenset()
+        reported = built if not left else [
+            [] if spec.name in left else points
+            for (spec, _build), points in zip(self._signals, built, strict=True)]
+        cycle = self._cycle = (options, sample, built, reported)
+        return cycle
+
+    def _build(self, sample: MemorySample) -> list[Observations]:
         """Every signal's Observations from ``sample``; a signal that raises has none (one warning)."""
         manager = self._manager_ref()
         if manager is None:   # collected: every signal reports nothing
-            return (None, [[] for _ in self._signals])
+            return [[] for _ in self._signals]
         lists: list[Observations] = []
         for spec, build in self._signals:
             try:
@@ -188,8 +198,7 @@ class RuntimeMetrics:
             except Exception as error:  # noqa: BLE001 - one failing signal must not stop the rest
                 self._set.warn_once(spec, error)
                 lists.append([])
-        cycle = self._cycle = (sample, lists)
-        return cycle
+        return lists
 
     def trend_report(self, manager: RuntimeSource) -> TrendReport:
         """The trend report, computed once per monitoring tick rather than once per metric."""

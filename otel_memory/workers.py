@@ -41,7 +41,7 @@ try:   # the SDK is an extra: without it, say which one instead of a bare Module
 except ModuleNotFoundError as _missing:
     raise missing_extra(_missing, "otlp", "otel_memory.workers") from None
 
-from . import forking, instrumentor
+from . import forking, global_manager
 from .config import MemoryManagementConfig
 from .errors import ConfigError, OtelMemoryError, error_summary
 from .forking import ProcessLock
@@ -226,12 +226,12 @@ def init_worker(*, config: MemoryManagementConfig | None = None, readers: Reader
         _worker = None
     limit_export_logs()
     # A forked child holds a copy of the parent's manager: stop it here, start one of our own.
-    instrumentor.uninstrument()
+    global_manager.uninstrument()
     resource = worker_resource(resource)
     provider = MeterProvider(resource=resource,
                              metric_readers=list((readers or otlp_readers)()))
     try:
-        manager = instrumentor.instrument(config=config, meter_provider=provider)
+        manager = global_manager.instrument(config=config, meter_provider=provider)
     except BaseException:
         provider.shutdown()
         raise
@@ -266,7 +266,7 @@ def shutdown_worker(timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         worker, _worker = current_worker(), None
     if worker is None:
         return
-    instrumentor.uninstrument()
+    global_manager.uninstrument()
     worker.meter_provider.shutdown(timeout_millis=timeout * 1000)
 
 

@@ -102,6 +102,18 @@ def manager_with_limit(limit_mb: float, provider: MeterProvider | None = None, *
 
 
 @pytest.fixture
+def instrument_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """MEMORY_* for instrument(): no leak detector, 50 ms ticks; the process-wide manager is
+    stopped afterwards."""
+    from otel_memory.global_manager import uninstrument
+
+    monkeypatch.setenv("MEMORY_ENABLE_LEAK_DETECTION", "false")
+    monkeypatch.setenv("MEMORY_MONITORING_INTERVAL_MS", "50")
+    yield
+    uninstrument()
+
+
+@pytest.fixture
 def roomy_manager(meter_provider: MeterProvider) -> Iterator[Any]:
     """A manager whose limit is far above this process's RSS: LOW pressure."""
     manager = manager_with_limit(rss_mb() * 4 + 200, meter_provider)

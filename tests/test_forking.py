@@ -94,6 +94,7 @@ def test_nothing_happens_at_import() -> None:
         "import gc, threading, os\n"
         "before = len(gc.callbacks)\n"
         "import otel_memory, otel_memory.forking as forking, otel_memory.instrumentor\n"
+        "import otel_memory.global_manager\n"
         "import otel_memory.manager, otel_memory.runtime_metrics, otel_memory.sampler\n"
         "print(forking._hooked, len(gc.callbacks) - before, threading.active_count())\n")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -122,7 +122,8 @@ def test_observe_prepared_hands_over_the_observations_as_they_are(
     ready = [Observation(7, {catalog.ATTR_POOL_NAME: "db"}), Observation(9)]
     calls: list[int] = []
 
-    def prepared() -> list[Observation]:
+    def prepared(options: CallbackOptions) -> list[Observation]:
+        assert isinstance(options, CallbackOptions)   # the SDK's, handed on
         calls.append(1)
         return ready
 
@@ -141,9 +142,9 @@ def test_observe_prepared_refuses_histograms_and_warns_once(
         caplog: pytest.LogCaptureFixture) -> None:
     instruments = InstrumentSet(get_meter(meter_provider))
     with pytest.raises(ValueError, match="is a histogram"):
-        instruments.observe_prepared(catalog.MEMORY_POOL_WAIT_TIME, lambda: [])
+        instruments.observe_prepared(catalog.MEMORY_POOL_WAIT_TIME, lambda _options: [])
 
-    def broken() -> list[Observation]:
+    def broken(_options: CallbackOptions) -> list[Observation]:
         raise PermissionError("denied s3cr3t")
 
     instruments.observe_prepared(catalog.MEMORY_POOL_BORROWED, broken)

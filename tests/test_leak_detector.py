@@ -389,6 +389,16 @@ def test_native_growth_is_a_native_suspect_in_spans_metrics_and_one_log_line(
     detector.stop()
 
 
+def test_every_check_gives_the_memory_its_census_freed_back_to_the_system() -> None:
+    trims: list[int] = []
+    detector = LeakDetector(policy=FAST, deep_look=False, native=NativeMemoryReader(
+        rss=lambda: 400 * MB, malloc=lambda: MallocStats(0, 3 * MB, 0), trim=lambda: trims.append(1)))
+    for count in (1, 2, 3):
+        detector.check()
+        assert len(trims) == count
+    detector.stop()
+
+
 _GROWING: dict[int, Parcel] = {}
 
 

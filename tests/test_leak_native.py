@@ -7,7 +7,14 @@ import logging
 
 import pytest
 
-from otel_memory.leak.native import MallocStats, NativeMemory, NativeMemoryReader, glibc_mallinfo2
+from otel_memory.leak.native import (
+    MallocStats,
+    NativeMemory,
+    NativeMemoryReader,
+    glibc_mallinfo2,
+    glibc_malloc_trim,
+    process_rss,
+)
 
 MB = 1024 * 1024
 
@@ -57,3 +64,42 @@ def test_glibc_mallinfo2_sees_a_native_allocation_and_its_release() -> None:
     assert during.in_use_bytes - before.in_use_bytes >= 64 * MB
     assert during.mmapped_bytes - before.mmapped_bytes >= 64 * MB      # above the mmap threshold
     assert during.in_use_bytes - after.in_use_bytes >= 64 * MB
+
+
+def test_give_back_trims_through_the_given_function_and_a_failure_warns_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    trims: list[int] = []
+    reader = NativeMemoryReader(rss=lambda: 100 * MB, malloc=False, trim=lambda: trims.append(1))
+    assert reader.give_back() and reader.give_back() and trims == [1, 1]
+    assert not NativeMemoryReader(rss=lambda: 100 * MB, malloc=False, trim=False).give_back()
+
+    def broken() -> int:
+        raise OSError("no malloc_trim")
+
+    failing = NativeMemoryReader(rss=lambda: 100 * MB, malloc=False, trim=broken)
+    with caplog.at_level(logging.WARNING, logger="otel_memory"):
+        assert not failing.give_back() and not failing.give_back()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "malloc_trim" in warnings[0] and "OSError" in warnings[0]
+
+
+def test_glibc_malloc_trim_returns_freed_heap_memory_to_the_system() -> None:
+    trim = glibc_malloc_trim()
+    if trim is None or glibc_mallinfo2() is None:
+        pytest.skip("the C library is not glibc")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    blocks = [libc.malloc(64 * 1024) for _ in range(1600)]      # 100 MB of heap, not mmap
+    for block in blocks:
+        libc.memset(block, 1, 64 * 1024)                          # resident
+    guard = libc.malloc(64 * 1024)                                # the heap's top stays in use
+    for block in blocks:
+        libc.free(block)
+    before = process_rss()
+    trim()
+    after = process_rss()
+    libc.free(guard)
+    assert before is not None and after is not None
+    assert before - after >= 50 * MB, (before / MB, after / MB)

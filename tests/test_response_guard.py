@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_memory import catalog, instrumentor
+from otel_memory import catalog, global_manager
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import MemoryPressureRejected
 from otel_memory.manager import MemoryManager
@@ -94,17 +94,17 @@ def test_without_a_manager_the_process_wide_one_is_used(meter_provider: MeterPro
     def work() -> str:
         return "ran"
 
-    instrumentor.uninstrument()
+    global_manager.uninstrument()
     assert work() == "ran"  # no manager anywhere: passes through
     config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(
         max_heap_mb=rss_mb() / 2, monitoring_interval_ms=60_000), enable_leak_detection=False)
-    manager = instrumentor.instrument(config=config, meter_provider=meter_provider)
+    manager = global_manager.instrument(config=config, meter_provider=meter_provider)
     try:
         with pytest.raises(MemoryPressureRejected):
             work()
         assert manager.rejections == {ADMISSION_DECORATOR: 1}
     finally:
-        instrumentor.uninstrument()
+        global_manager.uninstrument()
 
 
 def test_bad_arguments_are_refused_clearly(critical: MemoryManager) -> None:

@@ -257,6 +257,30 @@ def test_signals_are_built_once_per_sample_not_once_per_callback(
     assert len(reads) == 3
 
 
+def test_the_shared_sample_is_asked_for_once_per_collection_not_once_per_callback(
+        manager: MemoryManager, reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK hands every callback of one collection the same CallbackOptions object when the
+    # collection may take longer than 10 s, as PeriodicExportingMetricReader's export loop does
+    # (OTEL_METRIC_EXPORT_TIMEOUT, 30 s); with less, one per instrument, and each callback asks.
+    asked: list[float | None] = []
+    current = manager.sampler.current
+
+    def counted(max_age_s: float | None = None) -> MemorySample:
+        asked.append(max_age_s)
+        return current(max_age_s)
+
+    monkeypatch.setattr(manager.sampler, "current", counted)
+    reader.collect(timeout_millis=30_000)
+    assert len(asked) == 1
+    manager.sampler.invalidate()
+    reader.collect(timeout_millis=30_000)
+    assert len(asked) == 2
+    sample = manager.sampler.current()
+    data = collect(reader)      # the default 10 s: every callback asks, and gets the same sample
+    assert len(data) >= 15 and len(asked) >= 15
+    assert _value(data, catalog.PROCESS_MEMORY_USAGE) == sample.rss
+
+
 
 class FixedSource:
     """A RuntimeSource with no manager: a limit, thresholds and counters the test sets."""

@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import PROCESS_PID, SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 
-from otel_memory import catalog, instrumentor
+from otel_memory import catalog, global_manager
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.workers import (
     current_worker,
@@ -29,10 +29,10 @@ CONFIG = MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_inte
 @pytest.fixture(autouse=True)
 def clean() -> Iterator[None]:
     shutdown_worker()
-    instrumentor.uninstrument()
+    global_manager.uninstrument()
     yield
     shutdown_worker()
-    instrumentor.uninstrument()
+    global_manager.uninstrument()
 
 
 def test_worker_resource_is_fresh_and_keeps_the_base() -> None:
@@ -49,7 +49,7 @@ def test_init_worker_exports_this_workers_metrics_under_its_identity() -> None:
     telemetry = init_worker(config=CONFIG, readers=lambda: [reader])
     assert init_worker(config=CONFIG, readers=lambda: [InMemoryMetricReader()]) is telemetry
     assert current_worker() is telemetry
-    assert instrumentor.current_manager() is telemetry.manager
+    assert global_manager.current_manager() is telemetry.manager
     data = reader.get_metrics_data()
     assert data is not None
     resource = data.resource_metrics[0].resource.attributes

@@ -47,8 +47,6 @@ from dataclasses import dataclass, field, replace
 from itertools import chain, compress, filterfalse, repeat
 from operator import is_, not_
 
-from pympler import summary
-
 from ._names import type_name
 from .containers import MIN_CONTAINER_BYTES, ContainerSample, ContainerTally
 
@@ -433,6 +431,8 @@ def compare(before: HeapSnapshot, after: HeapSnapshot) -> SnapshotDiff:
     for name, value in (("before", before), ("after", after)):
         if not isinstance(value, HeapSnapshot):
             raise TypeError(f"{name}={type(value).__name__}; expected a HeapSnapshot from snapshot()")
+    from pympler import summary  # loaded by the first explicit diff, not by every detector
+
     rows = [TypeDelta(str(key), int(count), int(size))  # type: ignore[call-overload]
             for key, count, size in summary.get_diff(  # type: ignore[no-untyped-call]
                 before.summary(), after.summary())]

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 
@@ -43,7 +43,6 @@ from ..config import MAX_INTERVAL_S
 from ..errors import ArgumentTypeError, ConfigError, describe_value, error_summary
 from ..instruments import SCOPE_NAME
 from ..trend import MemoryTrend, TrendReport, TrendSource, TrendTracker
-from .attribution import AllocationAttributor
 from .census import DEFAULT_CHUNK_SIZE, HeapSnapshot, SnapshotDiff, own_objects, subtract, take_census
 from .census import compare as compare_snapshots
 from .container_ranking import ContainerRanker
@@ -63,6 +62,9 @@ from .report import (
     SummaryRow,
 )
 from .survival import SurvivalSampler
+
+if TYPE_CHECKING:
+    from .attribution import AllocationAttributor
 
 _log = logging.getLogger("otel_memory")
 
@@ -136,8 +138,11 @@ class LeakDetector:
                         else native)
         self._survival = SurvivalSampler() if self._ranker.policy.survival_checks else None
         self._attributes: dict[int, str | None] = {}
-        self._attributor = (AllocationAttributor(attribution_window_s, attribution_interval_s)
-                            if attribute_allocations else None)
+        self._attributor: AllocationAttributor | None = None
+        if attribute_allocations:   # opt-in: its module is loaded only by those who turn it on
+            from .attribution import AllocationAttributor
+
+            self._attributor = AllocationAttributor(attribution_window_s, attribution_interval_s)
         if self._attributor is not None:   # dropped without stop(): tracemalloc must not run on
             weakref.finalize(self, self._attributor.cancel)
         self._tracer = trace.get_tracer(SCOPE_NAME, tracer_provider=tracer_provider)
@@ -232,7 +237,18 @@ class LeakDetector:
     # --- the check ------------------------------------------------------------------------
 
     def check(self) -> LeakReport:
-        """Take a census, update the history, emit span, metrics and logs; the new report."""
+        """Take a census, update the history, emit span, metrics and logs; the new report.
+
+        The megabytes of temporaries a check makes and frees go back to the system when malloc
+        would keep them (see native.NativeMemoryReader.give_back).
+        """
+        try:
+            return self._check()
+        finally:
+            if self._native is not None:
+                self._native.give_back()
+
+    def _check(self) -> LeakReport:
         with self._lock, self._tracer.start_as_current_span(c.SPAN_LEAK_CHECK) as span:
             started = time.perf_counter()
             self._collect_sites_if_due()

@@ -35,7 +35,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _resolve(manager: MemoryManager | None) -> MemoryManager | None:
     if manager is not None:
         return manager
-    from ..instrumentor import current_manager
+    from ..global_manager import current_manager
 
     return current_manager()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from otel_memory import instrumentor, workers
+from otel_memory import global_manager, workers
 
 from .forks import collect_child, fork_storm, held_by_another_thread
 from .profile import SHORT
@@ -21,7 +21,7 @@ def test_twenty_forks_in_a_row_each_child_its_own_numbers_no_deadlock() -> None:
 
 def test_init_worker_in_a_child_forked_while_another_thread_instruments() -> None:
     read_fd, write_fd = os.pipe()
-    with held_by_another_thread(lambda: [instrumentor._lock]):
+    with held_by_another_thread(lambda: [global_manager._lock]):
         pid = os.fork()
         if pid == 0:   # the child: set up the worker, report, exit
             try:
