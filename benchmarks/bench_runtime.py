@@ -234,12 +234,12 @@ def collection_cost(collections: int) -> None:
 
         cheapest_reader = cheapest_layout(ours_points)
         take = min(timeit.repeat(manager.sampler.take, number=200, repeat=5)) / 200 * 1e6
-        for label, timeout_ms in (("export loop (30 s timeout)", 30_000.0),
-                                  ("Prometheus scrape (10 s timeout)", 10_000.0)):
+        for label, timeout_ms in (("the export loop of a PeriodicExportingMetricReader (30 s "
+                                   "timeout)", 30_000.0), ("a Prometheus scrape (10 s timeout)", 10_000.0)):
             readers = {"ours": ours_reader, "peer": peer_reader, "alone": alone_reader,
                        "cheapest": cheapest_reader}
             us = _timed_collections(readers, collections, timeout_ms, manager.sampler.invalidate)
-            print(f"(a) one collection as a {label}, median of {collections} (collected in turn):")
+            print(f"(a) one collection in {label}, median of {collections} (collected in turn):")
             print(f"    otel_memory full default set     {us['ours']:6.0f} us  ({ours_points} "
                   f"points, {ours_metrics} metrics)")
             print(f"    system-metrics memory+GC set     {us['peer']:6.0f} us  ({peer_points} "

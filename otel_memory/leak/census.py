@@ -58,7 +58,7 @@ SummaryRows = list[list[object]]
 ChunkVisitor = Callable[[list[object], list[type]], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TypeTotal:
     """Object count and bytes of one type in a census.
 
@@ -105,7 +105,7 @@ class HeapSnapshot:
         return [[total.type_name, total.count, total.size] for total in self.totals.values()]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TypeDelta:
     """How one type changed between two snapshots.
 

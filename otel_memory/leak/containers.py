@@ -43,7 +43,7 @@ _BASES: tuple[type, ...] = (dict, list, deque, set, frozenset, tuple)
 _SKIPPED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, functools.partial)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerSample:
     """One large container seen by a census: aggregates and its identity, never its items.
 
