@@ -217,11 +217,26 @@ def _takes_timeout(shutdown: Callable[..., object]) -> bool:
     return "timeout_millis" in parameters
 
 
+class _RepeatedShutdown(logging.Filter):
+    """Drops the OTLP exporters' "already shutdown" warning: the provider's shutdown shuts
+    down again the span exporters ``_abandon`` shut down first, and says so, once each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Exporter already shutdown, ignoring call"
+
+
+_repeated_shutdown = _RepeatedShutdown()
+
+
 def _abandon(provider: object, shutdown: Callable[..., object]) -> None:
     """Shut ``provider`` down without waiting for its exporters' retries: its span exporters
     first (their back-off ends at once), then the provider, with FAILING_SHUTDOWN_MS when its
     shutdown takes a timeout, waited on for at most ABANDON_WAIT_S."""
-    for exporter in _span_exporters(provider):
+    exporters = _span_exporters(provider)
+    if exporters:   # the process is exiting: the filter stays
+        for logger in _export_loggers():
+            logger.addFilter(_repeated_shutdown)
+    for exporter in exporters:
         try:
             exporter.shutdown()
         except Exception as error:  # noqa: BLE001 - the provider's own shutdown still follows

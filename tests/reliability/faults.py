@@ -128,10 +128,10 @@ FAULTS: dict[str, tuple[Breaker, set[str], str]] = {
                         {catalog.PROCESS_MEMORY_USAGE.name, catalog.PROCESS_MEMORY_VIRTUAL.name,
                          catalog.MEMORY_ALLOCATED.name}, "cgroup_v2"),
     "memory.current malformed": (lambda proc, cg: (cg / "app" / "memory.current").write_text("a lot\n"),
-                                 {catalog.MEMORY_CONTAINER_USAGE.name,
-                                  catalog.MEMORY_CONTAINER_WORKING_SET.name}, "cgroup_v2"),
+                                 {catalog.CONTAINER_MEMORY_USAGE.name,
+                                  catalog.CONTAINER_MEMORY_WORKING_SET.name}, "cgroup_v2"),
     "memory.stat unreadable": (lambda proc, cg: _unreadable(cg / "app" / "memory.stat"),
-                               {catalog.MEMORY_CONTAINER_WORKING_SET.name}, "cgroup_v2"),
+                               {catalog.CONTAINER_MEMORY_WORKING_SET.name}, "cgroup_v2"),
     "memory.events malformed": (lambda proc, cg: (cg / "app" / "memory.events").write_text(
         "low 0\noom_kill many\n"), {catalog.MEMORY_CONTAINER_OOM_KILLS.name}, "cgroup_v2"),
     "memory.pressure malformed": (lambda proc, cg: (cg / "app" / "memory.pressure").write_text(
@@ -139,8 +139,8 @@ FAULTS: dict[str, tuple[Breaker, set[str], str]] = {
     "memory.max malformed": (lambda proc, cg: (cg / "app" / "memory.max").write_text("lots\n"),
                              set(), "not cgroup_v2"),
     "/proc/self/cgroup unreadable": (lambda proc, cg: _unreadable(proc / "self" / "cgroup"),
-                                     {catalog.MEMORY_CONTAINER_USAGE.name,
-                                      catalog.MEMORY_CONTAINER_WORKING_SET.name,
+                                     {catalog.CONTAINER_MEMORY_USAGE.name,
+                                      catalog.CONTAINER_MEMORY_WORKING_SET.name,
                                       catalog.MEMORY_CONTAINER_OOM_KILLS.name}, "not cgroup_v2"),
     "psutil raising": (lambda proc, cg: None, {catalog.MEMORY_USS.name}, "cgroup_v2"),
 }
