@@ -87,10 +87,10 @@ Observations = list[Observation]
 # A signal's Observations from the manager and the cycle's sample.
 Build = Callable[["RuntimeSource", "MemorySample"], Observations]
 # (the collection's CallbackOptions, its sample, one list per signal in registration order
-# as built from the sample, the same as reported: empty for families left to peers)
+# as built from the sample, the families left to peers, the lists as reported: empty for those)
 _Cycle = tuple["CallbackOptions | None", "MemorySample | None", list[Observations],
-               list[Observations]]
-_NO_CYCLE: _Cycle = (None, None, [], [])
+               frozenset[str], list[Observations]]
+_NO_CYCLE: _Cycle = (None, None, [], frozenset(), [])
 
 
 class RuntimeMetrics:
@@ -164,26 +164,38 @@ class RuntimeMetrics:
 
     def _observations(self, index: int) -> Callable[[CallbackOptions], Sequence[Observation]]:
         """The callback of signal ``index``: its list of this collection's cycle."""
+        shared = self._signals[index][0].name in self._shared.shared
 
         def observations(options: CallbackOptions) -> Sequence[Observation]:
             cycle = self._cycle
             if cycle[0] is not options:   # the first callback of a collection
-                cycle = self._start_cycle(options)
-            return cycle[3][index]
+                cycle = self._start_cycle(options, shared)
+            return cycle[4][index]
 
         return observations
 
-    def _start_cycle(self, options: CallbackOptions) -> _Cycle:
+    def _start_cycle(self, options: CallbackOptions, shared: bool) -> _Cycle:
         """The cycle of the collection ``options`` belongs to: the shared sample's lists (built
-        anew when the sample is new), less the families another instrumentation reports now."""
+        anew when the sample is new), less the families another instrumentation reports now.
+
+        Where the SDK gives each callback its own CallbackOptions (collections with less than
+        10 s to run), every callback comes here: the sample is then the one already built on,
+        and only the callbacks of shared families look at the peers again.
+        """
         sample = self._sampler.current()
         previous = self._cycle
+        if previous[1] is sample and not shared:
+            cycle = self._cycle = (options, sample, previous[2], previous[3], previous[4])
+            return cycle
         built = previous[2] if previous[1] is sample else self._build(sample)
         left = self._shared.left_to_peers() if self._shared.shared else frozenset()
-        reported = built if not left else [
-            [] if spec.name in left else points
-            for (spec, _build), points in zip(self._signals, built, strict=True)]
-        cycle = self._cycle = (options, sample, built, reported)
+        if built is previous[2] and left == previous[3]:
+            reported = previous[4]
+        else:
+            reported = built if not left else [
+                [] if spec.name in left else points
+                for (spec, _build), points in zip(self._signals, built, strict=True)]
+        cycle = self._cycle = (options, sample, built, left, reported)
         return cycle
 
     def _build(self, sample: MemorySample) -> list[Observations]:
