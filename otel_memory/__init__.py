@@ -125,11 +125,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The public ``name``, imported from its module on first use (PEP 562)."""
+    """The public ``name``, imported from its module on first use (PEP 562); a submodule
+    (``otel_memory.pool``, ``otel_memory.workers``) is imported on first use too."""
     home = _HOMES.get(name)
-    if home is None:
+    if home is not None:
+        value = getattr(import_module(f".{home}", __name__), name)
+    elif name.startswith("__"):   # what tools probe for (__wrapped__, __loader__ ...): no module
         raise AttributeError(f"module 'otel_memory' has no attribute {name!r}")
-    value = getattr(import_module(f".{home}", __name__), name)
+    else:
+        try:
+            value = import_module(f".{name}", __name__)
+        except ModuleNotFoundError as error:
+            if error.name != f"{__name__}.{name}":   # a submodule whose own import failed
+                raise
+            raise AttributeError(f"module 'otel_memory' has no attribute {name!r}") from None
     globals()[name] = value
     return value
 

@@ -46,6 +46,13 @@ def test_an_unknown_name_is_an_attribute_error_that_names_it() -> None:
         exec("from otel_memory import MemoryManagr", {})
 
 
+def test_a_submodule_is_imported_on_first_use_as_an_attribute() -> None:
+    code = ("import otel_memory\nprint(otel_memory.pool.ObjectPool is otel_memory.ObjectPool, "
+            "otel_memory.workers.__name__)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.split() == ["True", "otel_memory.workers"]
+
+
 def _modules_after(code: str) -> set[str]:
     script = f"import sys\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
