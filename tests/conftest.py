@@ -80,6 +80,24 @@ def require_tool(name: str) -> str:
     raise AssertionError("unreachable")
 
 
+def cgroup_v2_container(tmp_path: Path, *, limit_mb: int = 1000, inactive_file_mb: int = 100,
+                        oom_kills: int = 0) -> tuple[Path, Path]:
+    """(proc root, cgroup root) of a cgroup v2 container with a memory limit, for a manager's
+    ``proc_root``/``cgroup_root``: this process's real statm, memory.max, memory.events and
+    memory.stat. The test writes memory.current itself."""
+    mb = 1024 * 1024
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_text("0::/\n")
+    (proc / "self" / "statm").write_text(Path("/proc/self/statm").read_text())
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("memory\n")
+    (root / "memory.max").write_text(f"{limit_mb * mb}\n")
+    (root / "memory.events").write_text(f"oom 0\noom_kill {oom_kills}\n")
+    (root / "memory.stat").write_text(f"inactive_file {inactive_file_mb * mb}\n")
+    return proc, root
+
+
 def rss_mb() -> float:
     """This process's resident set size in MB, read as the manager reads it."""
     from otel_memory import probes

@@ -23,7 +23,7 @@ from otel_memory.manager import MemoryManager, _monitor
 from otel_memory.pressure import MemoryPressure
 from otel_memory.probes import PAGE_SIZE
 from otel_memory.sampler import MemorySample
-from tests.conftest import manager_with_limit
+from tests.conftest import cgroup_v2_container, manager_with_limit
 
 
 def _rss_mb() -> float:
@@ -206,15 +206,7 @@ def test_memory_stats(manager: MemoryManager) -> None:
 
 
 def test_pressure_follows_the_container_working_set(tmp_path: Path, meter_provider: MeterProvider) -> None:
-    proc, root = tmp_path / "proc", tmp_path / "cgroup"
-    (proc / "self").mkdir(parents=True)
-    (proc / "self" / "cgroup").write_text("0::/\n")
-    (proc / "self" / "statm").write_text(Path("/proc/self/statm").read_text())
-    root.mkdir()
-    (root / "cgroup.controllers").write_text("memory\n")
-    (root / "memory.max").write_text(f"{1000 * MB}\n")
-    (root / "memory.events").write_text("oom 0\noom_kill 0\n")
-    (root / "memory.stat").write_text(f"inactive_file {100 * MB}\n")
+    proc, root = cgroup_v2_container(tmp_path, limit_mb=1000, inactive_file_mb=100)
 
     def usage(mb: int) -> None:
         (root / "memory.current").write_text(f"{mb * MB}\n")

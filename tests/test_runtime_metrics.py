@@ -30,7 +30,7 @@ from otel_memory.pressure import MemoryPressure, Thresholds
 from otel_memory.runtime_metrics import RuntimeMetrics
 from otel_memory.sampler import MemorySample, Sampler
 from otel_memory.trend import TrendTracker
-from tests.conftest import collect, points
+from tests.conftest import cgroup_v2_container, collect, points
 
 CONTAINER_ONLY = ("memory.container.", "container.memory.", "memory.psi.")
 ALWAYS = [spec for spec in catalog.in_group(catalog.Group.PROCESS, catalog.Group.GC, catalog.Group.PRESSURE)
@@ -324,16 +324,8 @@ def test_the_runtime_metrics_are_built_from_any_source_without_a_manager(
 
 def test_in_a_container_the_semantic_convention_container_metrics_are_reported(
         tmp_path: Path, meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
-    proc, root = tmp_path / "proc", tmp_path / "cgroup"
-    (proc / "self").mkdir(parents=True)
-    (proc / "self" / "cgroup").write_text("0::/\n")
-    (proc / "self" / "statm").write_text(Path("/proc/self/statm").read_text())
-    root.mkdir()
-    (root / "cgroup.controllers").write_text("memory\n")
-    (root / "memory.max").write_text(f"{1000 * MB}\n")
+    proc, root = cgroup_v2_container(tmp_path, limit_mb=1000, inactive_file_mb=100, oom_kills=2)
     (root / "memory.current").write_text(f"{400 * MB}\n")
-    (root / "memory.events").write_text("oom 0\noom_kill 2\n")
-    (root / "memory.stat").write_text(f"inactive_file {100 * MB}\n")
     config = MemoryManagementConfig(monitor_config=MemoryLimitConfig(monitoring_interval_ms=60_000),
                                     enable_leak_detection=False)
     with MemoryManager(config, meter_provider=meter_provider, proc_root=proc, cgroup_root=root):
