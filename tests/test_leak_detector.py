@@ -18,8 +18,9 @@ from otel_memory import catalog as c
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.leak import LeakDetector, RankingPolicy
 from otel_memory.leak.census import type_name
-from otel_memory.leak.native import MallocStats, NativeMemoryReader
+from otel_memory.leak.native import NativeMemoryReader
 from otel_memory.leak.report import KINDS
+from otel_memory.libc import MallocStats
 from otel_memory.manager import MemoryManager
 from otel_memory.trend import MemoryTrend, TrendReport
 from tests.conftest import collect, points

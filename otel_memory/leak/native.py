@@ -27,64 +27,13 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..libc import MallocStats, glibc_mallinfo2, glibc_malloc_trim
+
 _log = logging.getLogger("otel_memory")
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-
-@dataclass(frozen=True)
-class MallocStats:
-    """What glibc's ``mallinfo2()`` says of the malloc heap, in bytes.
-
-    Example::
-
-        MallocStats(in_use_bytes=48 * MB, free_bytes=12 * MB, mmapped_bytes=8 * MB)
-    """
-
-    in_use_bytes: int
-    """Bytes handed out by malloc and not freed (``uordblks + hblkhd``)."""
-    free_bytes: int
-    """Freed bytes malloc keeps in its arenas (``fordblks``); malloc_trim can return most."""
-    mmapped_bytes: int
-    """Bytes of allocations served by their own mmap (``hblkhd``), in use."""
-
-
-def glibc_mallinfo2() -> Callable[[], MallocStats | None] | None:
-    """A reader of ``mallinfo2()`` when the C library has it (glibc >= 2.33), else None."""
-    try:
-        libc = ctypes.CDLL(None)   # the symbols the process has loaded, the C library's among them
-        function = libc.mallinfo2
-    except (OSError, AttributeError):
-        return None
-    function.restype = _MallInfo2
-    function.argtypes = []
-
-    def read() -> MallocStats | None:
-        info = function()
-        return MallocStats(in_use_bytes=int(info.uordblks + info.hblkhd),
-                           free_bytes=int(info.fordblks), mmapped_bytes=int(info.hblkhd))
-
-    return read
-
-
-def glibc_malloc_trim() -> Callable[[], object] | None:
-    """``malloc_trim(0)`` when the C library has it (glibc), else None."""
-    try:
-        function = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_size_t]
-    function.restype = ctypes.c_int
-    return lambda: function(0)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import logging
 import platform
@@ -27,7 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from ..libc import glibc_malloc_trim
 
 _log = logging.getLogger("otel_memory")
 
@@ -109,7 +108,7 @@ class MallocTrim:
     """
 
     def __init__(self) -> None:
-        self._function: Any = None
+        self._function: Callable[[], int] | None = None
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -127,19 +126,18 @@ class MallocTrim:
             try:
                 if platform.libc_ver()[0] != "glibc":
                     raise OSError(f"the C library is {platform.libc_ver()[0] or 'not glibc'}")
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                function = libc.malloc_trim
-                function.argtypes = [ctypes.c_size_t]
-                function.restype = ctypes.c_int
-                self._function = function
-            except (OSError, AttributeError) as error:
+                self._function = glibc_malloc_trim()
+                if self._function is None:
+                    raise OSError("the C library has no malloc_trim")
+            except OSError as error:
                 _log.warning("otel_memory: malloc_trim is unavailable (glibc only), memory freed by "
                              "the GC stays with the allocator: %s", error)
 
     def trim(self, read_rss: ReadRss) -> ActionResult | None:
         """Call ``malloc_trim(0)``; None when unavailable. ``detail`` is 1 if memory was released."""
-        if not self.available:
+        function = self._function if self.available else None
+        if function is None:
             return None
         before = read_rss()
-        released = int(self._function(0))
+        released = function()
         return ActionResult(MALLOC_TRIM, before, read_rss(), released)
