@@ -142,7 +142,9 @@ class MemoryManager:
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._ticks = 0
         self._last_reading = 0.0            # monotonic time the last reading began
-        self._admission_max_age_s = ADMISSION_MAX_AGE_S
+        # admit() trusts a LOW reading this long: the monitor is then at most two ticks behind
+        self._admission_max_age_s = min(
+            ADMISSION_MAX_AGE_S, 2 * self.config.monitor_config.monitoring_interval_ms / 1000)
         self._started_tracemalloc = False   # stopped again by shutdown(): only if we started it
 
     def _reset_counts(self) -> None:
@@ -227,7 +229,6 @@ class MemoryManager:
     def _start_thread(self) -> None:
         self._stop = threading.Event()
         interval = self.config.monitor_config.monitoring_interval_ms / 1000
-        self._admission_max_age_s = min(ADMISSION_MAX_AGE_S, 2 * interval)
         self._thread = threading.Thread(
             target=_monitor, args=(weakref.ref(self), self._stop, interval),
             name="otel-memory-monitor", daemon=True)
