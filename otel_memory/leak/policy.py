@@ -55,6 +55,11 @@ class RankingPolicy:
     survival_checks: int = 12
     """Most recent values of a churning type's long-lived objects (survival.py) that its
     floor trend is judged on (at least half of them needed); 0: no survival sampling."""
+    survival_min_tau: float = 0.8
+    """Kendall's tau the survival trend needs. The long-lived objects of a leak under churn
+    rise census after census (tau near 1); those of a bounded queue whose length swings at
+    random do not, but over 12 values of no trend tau has a spread of 0.22, so at 0.6 (2.7 of
+    those) a swinging queue was named about once in a few hundred censuses; 0.8 is 3.6."""
 
     def __post_init__(self) -> None:
         for name in ("warmup_checks", "min_growth_objects", "min_growth_bytes",
@@ -71,7 +76,7 @@ class RankingPolicy:
             if not isinstance(value, int) or not (value == 0 or value >= 6):
                 raise ValueError(f"{name}={value!r}; expected 0 (off) or an int >= 6")
         for name in ("min_score", "peak_tolerance", "fall_tolerance", "window_min_tau",
-                     "native_share"):
+                     "survival_min_tau", "native_share"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name}={value!r}; expected a number from 0 to 1")

@@ -178,7 +178,7 @@ class GrowthRanker:
         survivors = self._survivors.get(name)
         if survivors is not None and survivors.filled * 2 >= policy.survival_checks:
             values = survivors.ordered()
-            trend = rising_trend(values, policy.min_growth_objects)
+            trend = rising_trend(values, policy.min_growth_objects, policy.survival_min_tau)
             if trend is not None:
                 rise, tau = trend
                 share = total.size / total.count if total.count else 0.0
