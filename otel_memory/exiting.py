@@ -30,6 +30,17 @@ back-off at once), found through the SDK's private ``_active_span_processor._spa
 still runs, in a helper thread waited on for at most ABANDON_WAIT_S; the SDK's own hook then
 returns at once because the processors are already marked shut down.
 
+Spans can still end after our hook flushed their provider (a leak check in progress, the
+application's own exit hooks), and the SDK's exit hooks export them. So from the first of our
+hooks on, the first export of a signal that fails (an exporter's warning, or an error of the
+SDK's export loops) shuts down that signal's exporters in every watched provider, in a helper
+thread: the span processors' or the metric readers' (the readers' private ``_exporter``, the
+provider's private ``_metric_readers``). An export in its back-off ends at once.
+
+Which signal a record is about, its logger's name or the words of its message say
+(``signal_of``); a record that names none counts for every signal. A warning about metrics
+does not make the tracer provider's hook abandon its spans, nor the other way round.
+
 Providers without ``force_flush`` and ``shutdown`` (the API's no-op and proxy providers) and
 meter providers the application already shut down are left alone.
 
@@ -68,9 +79,16 @@ RECENT_FAILURE_S = 10.0
 RECENT_GRACE_S = 1.0
 #: Logger name prefixes of the SDK's export loops and of the exporters.
 EXPORT_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk")
+#: Logger name prefix of the exporters alone.
+EXPORTER_LOGGER_PREFIX = "opentelemetry.exporter"
 #: The signals whose providers are watched, each with where its global provider is found.
 METRICS = "metrics"
 TRACES = "traces"
+LOGS = "logs"
+#: The words of logger names and log arguments that name each signal.
+_SIGNAL_WORDS = {METRICS: frozenset({"metric", "metrics"}),
+                 TRACES: frozenset({"trace", "traces", "span", "spans"}),
+                 LOGS: frozenset({"log", "logs"})}
 _GLOBAL_PROVIDERS: dict[str, Callable[[], object]] = {
     METRICS: metrics.get_meter_provider, TRACES: trace.get_tracer_provider}
 
@@ -80,24 +98,80 @@ _watching_global: set[str] = set()
 
 
 class _FailureWatch(logging.Filter):
-    """Passes every record on unchanged; a warning or error sets the events it was given and
-    ``failed_at`` (monotonic seconds)."""
+    """Passes every record on unchanged; a warning or error (about ``signal``'s exports, or
+    about no signal in particular, when ``signal`` is given) sets the events it was given and
+    ``failed_at`` (monotonic seconds), and calls ``on_failure``."""
 
-    def __init__(self, *events: threading.Event) -> None:
+    def __init__(self, *events: threading.Event, signal: str | None = None,
+                 on_failure: Callable[[logging.LogRecord], None] | None = None) -> None:
         super().__init__()
         self.events = events
+        self.signal = signal
+        self.on_failure = on_failure
         self.failed_at = -math.inf
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.WARNING and (
+                self.signal is None or signal_of(record) in (None, self.signal)):
             self.failed_at = time.monotonic()
             for event in self.events:
                 event.set()
+            if self.on_failure is not None:
+                self.on_failure(record)
         return True
 
 
+def signal_of(record: logging.LogRecord) -> str | None:
+    """The signal (METRICS, TRACES, LOGS) an export record is about, as its logger's name or a
+    word of its arguments says (the gRPC exporters share a logger and name their signal in the
+    message: "... while exporting traces ..."); None when they name none, or several."""
+    words = set(record.name.replace("_", ".").split("."))
+    arguments = record.args if isinstance(record.args, tuple) else ()
+    words.update(argument.lower() for argument in arguments if isinstance(argument, str))
+    found = {signal for signal, names in _SIGNAL_WORDS.items() if words & names}
+    return found.pop() if len(found) == 1 else None
+
+
+class _ExitState:
+    """Whether the exit hooks began, and the signals whose exporters' retries were ended since
+    (None: every signal's)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.began = False
+        self.retries_ended: set[str | None] = set()
+
+
+_exit = _ExitState()
+
+
+#: The OTLP exporters' warning when they are shut down a second time.
+REPEATED_SHUTDOWN_MESSAGE = "Exporter already shutdown, ignoring call"
+#: What exporters say when they were shut down: the end of a retry, not a failure.
+SHUTDOWN_MESSAGES = frozenset({"Shutdown in progress, aborting retry.", REPEATED_SHUTDOWN_MESSAGE,
+                               "Exporter already shutdown, ignoring batch"})
+
+
+def _end_retries_if_exiting(record: logging.LogRecord) -> None:
+    """Once an exit hook of ours ran, the first export of a signal that fails (an exporter's
+    warning, or an error of the SDK's export loops) ends the retries of that signal's exporters
+    in every watched provider, every signal's when the record names none (see the module's
+    docstring). In a helper thread: an exporter's shutdown may wait for the very export that
+    is logging."""
+    if record.msg in SHUTDOWN_MESSAGES or not (
+            record.name.startswith(EXPORTER_LOGGER_PREFIX) or record.levelno >= logging.ERROR):
+        return
+    signal = signal_of(record)
+    with _exit.lock:
+        if not _exit.began or None in _exit.retries_ended or signal in _exit.retries_ended:
+            return
+        _exit.retries_ended.add(signal)
+    threading.Thread(target=_shut_down_exporters, args=(signal,), name="otel-memory-exit-retries",
+                     daemon=True).start()
+
+
 #: Watches the export loggers from the first finish_at_exit() on: when did an export last fail?
-_failures = _FailureWatch()
+_failures = _FailureWatch(on_failure=_end_retries_if_exiting)
 
 
 def finish_at_exit(provider: metrics.MeterProvider | trace.TracerProvider | None,
@@ -129,6 +203,10 @@ def finish_at_exit(provider: metrics.MeterProvider | trace.TracerProvider | None
 
 def _at_exit(find: Callable[[], object]) -> None:
     """``find`` is a weak reference to the provider or the getter of a global provider."""
+    with _exit.lock:
+        _exit.began = True
+    for logger in _export_loggers():   # exporters imported since finish_at_exit() too
+        logger.addFilter(_failures)
     provider = find()
     if provider is None:
         return
@@ -143,6 +221,14 @@ def _export_loggers() -> list[logging.Logger]:
     names = [name for name, logger in list(logging.Logger.manager.loggerDict.items())
              if name.startswith(EXPORT_LOGGERS) and isinstance(logger, logging.Logger)]
     return [logging.getLogger(name) for name in names]
+
+
+def _signal(provider: object) -> str | None:
+    if isinstance(provider, trace.TracerProvider):
+        return TRACES
+    if isinstance(provider, metrics.MeterProvider):
+        return METRICS
+    return None
 
 
 def _kind(provider: object) -> str:
@@ -164,7 +250,7 @@ def finish(provider: object, *, wait_s: float = SDK_SHUTDOWN_S) -> str:
         return "skipped"
     recently_failed = time.monotonic() - _failures.failed_at < RECENT_FAILURE_S
     failed, done, settled = threading.Event(), threading.Event(), threading.Event()
-    watch = _FailureWatch(failed, settled)
+    watch = _FailureWatch(failed, settled, signal=_signal(provider))
     loggers = _export_loggers()
     for logger in loggers:
         logger.addFilter(watch)
@@ -209,6 +295,45 @@ def _span_exporters(provider: object) -> list[Any]:
     return [exporter for exporter in exporters if callable(getattr(exporter, "shutdown", None))]
 
 
+def _metric_exporters(provider: object) -> list[Any]:
+    """The exporters of ``provider``'s metric readers (PeriodicExportingMetricReader's private
+    ``_exporter``; the SDK's private ``_metric_readers``); none for other providers."""
+    readers = getattr(provider, "_metric_readers", ())
+    if not isinstance(readers, (tuple, list)):
+        return []
+    exporters = [getattr(reader, "_exporter", None) for reader in readers]
+    return [exporter for exporter in exporters if callable(getattr(exporter, "shutdown", None))]
+
+
+def _shut_down_exporters(signal: str | None) -> None:
+    """Shut down the exporters of ``signal`` (None: span and metric exporters) of every provider
+    watched at exit: an export in its back-off ends at once, and the SDK's shutdown of the
+    provider no longer waits for it."""
+    with _lock:
+        providers: list[object] = list(_watched)
+        providers += [_GLOBAL_PROVIDERS[watched]() for watched in _watching_global]
+    exporters = [*(exporter for provider in providers if signal in (None, TRACES)
+                   for exporter in _span_exporters(provider)),
+                 *(exporter for provider in providers if signal in (None, METRICS)
+                   for exporter in _metric_exporters(provider))]
+    if exporters:   # the exporter said it failed; a hook of ours says it abandons a provider
+        _log.debug("otel_memory: an export of %s failed during the exit; ending the exporters' "
+                   "retries", signal or "telemetry")
+    _shut_down(exporters)
+
+
+def _shut_down(exporters: list[Any]) -> None:
+    """Shut ``exporters`` down; their providers' shutdown shuts them down again, unannounced."""
+    if exporters:   # the process is exiting: the filter stays
+        for logger in _export_loggers():
+            logger.addFilter(_repeated_shutdown)
+    for exporter in exporters:
+        try:
+            exporter.shutdown()
+        except Exception as error:  # noqa: BLE001 - the provider's own shutdown still follows
+            _log.debug("otel_memory: an exporter could not be shut down: %s", type(error).__name__)
+
+
 def _takes_timeout(shutdown: Callable[..., object]) -> bool:
     try:
         parameters = inspect.signature(shutdown).parameters
@@ -219,10 +344,10 @@ def _takes_timeout(shutdown: Callable[..., object]) -> bool:
 
 class _RepeatedShutdown(logging.Filter):
     """Drops the OTLP exporters' "already shutdown" warning: the provider's shutdown shuts
-    down again the span exporters ``_abandon`` shut down first, and says so, once each."""
+    down again the exporters we shut down first, and says so, once each."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != "Exporter already shutdown, ignoring call"
+        return record.msg != REPEATED_SHUTDOWN_MESSAGE
 
 
 _repeated_shutdown = _RepeatedShutdown()
@@ -232,15 +357,7 @@ def _abandon(provider: object, shutdown: Callable[..., object]) -> None:
     """Shut ``provider`` down without waiting for its exporters' retries: its span exporters
     first (their back-off ends at once), then the provider, with FAILING_SHUTDOWN_MS when its
     shutdown takes a timeout, waited on for at most ABANDON_WAIT_S."""
-    exporters = _span_exporters(provider)
-    if exporters:   # the process is exiting: the filter stays
-        for logger in _export_loggers():
-            logger.addFilter(_repeated_shutdown)
-    for exporter in exporters:
-        try:
-            exporter.shutdown()
-        except Exception as error:  # noqa: BLE001 - the provider's own shutdown still follows
-            _log.debug("otel_memory: a span exporter could not be shut down: %s", type(error).__name__)
+    _shut_down(_span_exporters(provider))
     options = {"timeout_millis": FAILING_SHUTDOWN_MS} if _takes_timeout(shutdown) else {}
     ended = threading.Event()
 

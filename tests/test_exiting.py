@@ -350,3 +350,163 @@ def test_without_a_recent_failure_a_slow_collector_is_waited_for(
         exiting.finish_at_exit(provider)
         assert exiting.finish(provider) == "exported"
         assert catalog.MEMORY_ALLOCATED.name in receiver.metric_names()
+
+
+# --- after our hooks: the SDK's own exit exports ------------------------------------------------
+
+@pytest.fixture
+def exit_hooks(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
+    """finish_at_exit() as in a fresh process: the hooks it registers are collected here, in
+    the order atexit would run them (the last registered first), and none has run yet."""
+    hooks: list[Callable[[], None]] = []
+    register = exiting.atexit.register
+
+    def collect(hook: Callable[..., Any], *args: Any) -> Any:
+        if hook is not exiting._at_exit:
+            return register(hook, *args)
+        hooks.insert(0, lambda: hook(*args))
+        return hook
+
+    monkeypatch.setattr(exiting, "_exit", exiting._ExitState())
+    monkeypatch.setattr(exiting, "_watched", exiting.weakref.WeakSet())
+    monkeypatch.setattr(exiting, "_watching_global", set())
+    monkeypatch.setattr(exiting.atexit, "register", collect)
+    return hooks
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_span_ended_after_our_hook_does_not_hold_the_sdks_exit_export(
+        exit_hooks: list[Callable[[], None]], protocol: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    exporter: _Recording | _HttpRecording = (
+        _Recording(endpoint=endpoint, insecure=True) if protocol == "grpc"
+        else _HttpRecording(endpoint=f"{endpoint}/v1/traces"))
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+    exiting.finish_at_exit(provider, exiting.TRACES)
+    with caplog.at_level(logging.WARNING):
+        [our_hook] = exit_hooks
+        our_hook()                          # nothing to send yet: flushed
+        # an exit hook of the application (registered before ours, so run after it) ends a span
+        with provider.get_tracer("app").start_as_current_span("late"):
+            pass
+        provider.shutdown()                 # the SDK's exit hook exports it: the collector is down
+    # the export's retries were ended by the exporter's shutdown, not run to the 10 s timeout
+    assert exporter.ended_shut_down == [True]
+    # the exporter's warnings say it failed and was shut down: no more from us, no repeats
+    assert not [r for r in caplog.records if r.name == "otel_memory"]
+    assert not [r for r in caplog.records if "already shutdown" in r.getMessage()]
+
+
+class _RecordingMetrics(OTLPMetricExporter):
+    """Notes for each export whether the exporter was shut down by the time it ended."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.ended_shut_down: list[bool] = []
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        result = super().export(metrics_data, timeout_millis, **kwargs)
+        self.ended_shut_down.append(self._shutdown)
+        return result
+
+
+def test_a_collector_gone_after_our_flush_does_not_hold_the_sdks_last_metrics_export(
+        exit_hooks: list[Callable[[], None]], provider_with: Callable[[Any], MeterProvider]) -> None:
+    with OtlpReceiver() as receiver:
+        exporter = _RecordingMetrics(endpoint=receiver.grpc_endpoint, insecure=True)
+        provider = provider_with(exporter)
+        exiting.finish_at_exit(provider)
+        for hook in exit_hooks:     # the manager's: its meter provider, the global tracer provider
+            hook()
+        assert catalog.MEMORY_ALLOCATED.name in receiver.metric_names(), "our flush was sent"
+    provider.shutdown()     # the SDK's exit hook: one more export, and the collector went away
+    assert exporter.ended_shut_down == [False, True]
+
+
+def test_only_an_export_failing_after_our_first_hook_ends_the_retries_once_per_signal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ended: list[str | None] = []
+    called = threading.Event()
+
+    def shut_down_exporters(signal: str | None) -> None:
+        ended.append(signal)
+        called.set()
+
+    monkeypatch.setattr(exiting, "_exit", exiting._ExitState())
+    monkeypatch.setattr(exiting, "_shut_down_exporters", shut_down_exporters)
+    grpc_logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+    def record(logger: str, level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord(logger, level, __file__, 1, message, None, None)
+
+    transient = record(grpc_logger, logging.WARNING, "Transient error %s encountered while exporting")
+    exiting._end_retries_if_exiting(transient)          # the process is not exiting
+    exiting._exit.began = True
+    for message in exiting.SHUTDOWN_MESSAGES:           # what a shutdown makes exporters say
+        exiting._end_retries_if_exiting(record(grpc_logger, logging.WARNING, message))
+    exiting._end_retries_if_exiting(record("opentelemetry.sdk.metrics._internal", logging.WARNING,
+                                           "shutdown can only be called once"))
+    assert not called.wait(0.2)
+    failed_spans = record("opentelemetry.sdk._shared_internal", logging.ERROR,
+                          "Exception while exporting %s.")
+    failed_spans.args = ("Span",)
+    exiting._end_retries_if_exiting(failed_spans)
+    assert called.wait(5)
+    called.clear()
+    exiting._end_retries_if_exiting(failed_spans)
+    assert not called.wait(0.2), "once a signal"
+    exiting._end_retries_if_exiting(transient)          # names no signal: all of them
+    assert called.wait(5)
+    exiting._end_retries_if_exiting(record("opentelemetry.sdk.metrics._internal.export",
+                                           logging.ERROR, "Exception while exporting metrics"))
+    time.sleep(0.2)
+    assert ended == [exiting.TRACES, None]
+
+
+def test_export_records_are_told_apart_by_signal() -> None:
+    def record(logger: str, message: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord(logger, logging.WARNING, __file__, 1, message, args, None)
+
+    transient = "Transient error %s encountered while exporting %s to %s, retrying in %.2fs."
+    grpc = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+    assert exiting.signal_of(record(grpc, transient, "UNAVAILABLE", "traces", "localhost:4317",
+                                    1.0)) == exiting.TRACES
+    assert exiting.signal_of(record(grpc, transient, "UNAVAILABLE", "metrics", "localhost:4317",
+                                    1.0)) == exiting.METRICS
+    assert exiting.signal_of(record(grpc, transient, "UNAVAILABLE", "logs", "x", 1.0)) == exiting.LOGS
+    http = "opentelemetry.exporter.otlp.proto.http"
+    assert exiting.signal_of(record(f"{http}.trace_exporter", "Transient error")) == exiting.TRACES
+    assert exiting.signal_of(record(f"{http}.metric_exporter", "Transient error")) == exiting.METRICS
+    assert exiting.signal_of(record("opentelemetry.sdk.metrics._internal.export",
+                                    "Exception while exporting metrics")) == exiting.METRICS
+    assert exiting.signal_of(record("opentelemetry.sdk._shared_internal",
+                                    "Exception while exporting %s.", "Span")) == exiting.TRACES
+    assert exiting.signal_of(record(grpc, "Shutdown in progress, aborting retry.")) is None
+    assert exiting.signal_of(record(f"{http}.trace_exporter", "%s", "metrics")) is None, "both"
+
+
+def test_a_failing_metrics_export_at_exit_leaves_the_span_exporters_alone(
+        exit_hooks: list[Callable[[], None]], caplog: pytest.LogCaptureFixture) -> None:
+    with OtlpReceiver() as receiver:
+        span_exporter = OTLPSpanExporter(endpoint=receiver.grpc_endpoint, insecure=True)
+        tracer_provider = TracerProvider(shutdown_on_exit=False)
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(span_exporter, schedule_delay_millis=600_000))
+        meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
+            _grpc(f"http://127.0.0.1:{_closed_port()}"), export_interval_millis=600_000)],
+            shutdown_on_exit=False)
+        meter_provider.get_meter("app").create_counter("app.requests").add(1)
+        exiting.finish_at_exit(tracer_provider, exiting.TRACES)
+        exiting.finish_at_exit(meter_provider)
+        with caplog.at_level(logging.WARNING):
+            for hook in exit_hooks:      # the meter provider's first: its export fails
+                hook()
+            with tracer_provider.get_tracer("app").start_as_current_span("late"):
+                pass
+            tracer_provider.shutdown()   # the SDK's exit hook: the span collector answers
+        assert [span.name for span in receiver.spans()] == ["late"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "otel_memory"]
+    assert ours == ["otel_memory: the last export at exit failed; shutting the meter provider "
+                    "down without waiting for the exporter's retries"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import threading
 import time
 import weakref
 
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_memory import catalog as c
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.leak import LeakDetector, RankingPolicy
+from otel_memory.leak import detector as detector_module
 from otel_memory.leak.census import type_name
 from otel_memory.leak.native import NativeMemoryReader
 from otel_memory.leak.report import KINDS
@@ -146,6 +148,24 @@ def test_the_thread_does_not_keep_the_detector_alive() -> None:
     assert thread is not None
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def test_the_thread_starts_no_check_once_the_main_thread_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # At interpreter exit the main thread has ended before the exit hooks run: a check then
+    # would hold the exit and end its span after the last export.
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    monkeypatch.setattr(detector_module.threading, "main_thread", lambda: ended)
+    detector = LeakDetector(interval_s=0.01, deep_look=False)
+    time.sleep(0.02)    # the first check is due
+    finished = threading.Thread(target=detector_module._run,
+                                args=(weakref.ref(detector), threading.Event(), 0.01))
+    finished.start()
+    finished.join(timeout=5)
+    assert not finished.is_alive(), "the loop ended"
+    assert detector.counters.checks == 0
 
 
 def test_growth_of_the_process_past_the_threshold_is_an_alert_before_any_type_is_blamed(

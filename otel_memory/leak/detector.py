@@ -475,6 +475,10 @@ def _run(ref: weakref.ref[LeakDetector], stop: threading.Event, interval: float)
         detector = ref()
         if detector is None:
             return
+        if not threading.main_thread().is_alive():
+            # The interpreter is exiting (its exit hooks run once the main thread ended): a
+            # check now would only hold the exit and end a span after the last export.
+            return
         try:
             detector._finish_attribution_if_due()
             if time.monotonic() >= next_check:
