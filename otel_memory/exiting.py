@@ -18,7 +18,8 @@ error:
   are made to abandon their retries and the provider is shut down without waiting for them, so
   the SDK's hook finds nothing left to do. One warning says so.
 - neither, for as long as the SDK itself would wait (30 s): treated as failing. When an export
-  failed in the RECENT_FAILURE_S before exit, the flush may be queued behind that export's
+  of the same signal failed in the RECENT_FAILURE_S before exit, the flush may be queued behind
+  that export's
   back-off (up to 5 s without a new warning), so it is given RECENT_GRACE_S only: a collector
   that is back answers within it.
 
@@ -38,8 +39,11 @@ thread: the span processors' or the metric readers' (the readers' private ``_exp
 provider's private ``_metric_readers``). An export in its back-off ends at once.
 
 Which signal a record is about, its logger's name or the words of its message say
-(``signal_of``); a record that names none counts for every signal. A warning about metrics
-does not make the tracer provider's hook abandon its spans, nor the other way round.
+(``signal_of``); a record that names none counts for every signal, except what exporters say
+when they are shut down (SHUTDOWN_MESSAGES), which is not a failure. A warning about metrics
+does not make the tracer provider's hook abandon its spans, nor the other way round. Our
+watches go first among the export loggers' filters: the SDK's duplicate filter and the rate
+limiter of ``workers.limit_export_logs`` drop records a watch must still see.
 
 Providers without ``force_flush`` and ``shutdown`` (the API's no-op and proxy providers) and
 meter providers the application already shut down are left alone.
@@ -81,6 +85,11 @@ RECENT_GRACE_S = 1.0
 EXPORT_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk")
 #: Logger name prefix of the exporters alone.
 EXPORTER_LOGGER_PREFIX = "opentelemetry.exporter"
+#: The OTLP exporters' warning when they are shut down a second time.
+REPEATED_SHUTDOWN_MESSAGE = "Exporter already shutdown, ignoring call"
+#: What exporters say when they were shut down: the end of a retry, not a failure.
+SHUTDOWN_MESSAGES = frozenset({"Shutdown in progress, aborting retry.", REPEATED_SHUTDOWN_MESSAGE,
+                               "Exporter already shutdown, ignoring batch"})
 #: The signals whose providers are watched, each with where its global provider is found.
 METRICS = "metrics"
 TRACES = "traces"
@@ -98,9 +107,12 @@ _watching_global: set[str] = set()
 
 
 class _FailureWatch(logging.Filter):
-    """Passes every record on unchanged; a warning or error (about ``signal``'s exports, or
-    about no signal in particular, when ``signal`` is given) sets the events it was given and
-    ``failed_at`` (monotonic seconds), and calls ``on_failure``."""
+    """Passes every record on unchanged. A warning or error that is not an exporter's word on
+    its own shutdown (and is about ``signal``'s exports, or about no signal in particular,
+    when ``signal`` is given) sets the events it was given, notes when it came in
+    ``failed_at`` (monotonic seconds by signal, None for no signal in particular) and calls
+    ``on_failure``. Installed first among a logger's filters: the SDK's duplicate filter and
+    our rate limiter drop records that must still count."""
 
     def __init__(self, *events: threading.Event, signal: str | None = None,
                  on_failure: Callable[[logging.LogRecord], None] | None = None) -> None:
@@ -108,17 +120,34 @@ class _FailureWatch(logging.Filter):
         self.events = events
         self.signal = signal
         self.on_failure = on_failure
-        self.failed_at = -math.inf
+        self.failed_at: dict[str | None, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING and (
-                self.signal is None or signal_of(record) in (None, self.signal)):
-            self.failed_at = time.monotonic()
-            for event in self.events:
-                event.set()
-            if self.on_failure is not None:
-                self.on_failure(record)
+        if record.levelno < logging.WARNING or record.msg in SHUTDOWN_MESSAGES:
+            return True
+        signal = signal_of(record)
+        if self.signal is not None and signal not in (None, self.signal):
+            return True
+        self.failed_at[signal] = time.monotonic()
+        for event in self.events:
+            event.set()
+        if self.on_failure is not None:
+            self.on_failure(record)
         return True
+
+    def last_failure(self, signal: str | None) -> float:
+        """When an export of ``signal`` or of no signal in particular last failed (any
+        signal's when ``signal`` is None); -inf when none did."""
+        if signal is None:
+            return max(self.failed_at.values(), default=-math.inf)
+        return max(self.failed_at.get(signal, -math.inf), self.failed_at.get(None, -math.inf))
+
+
+def _watch_first(logger: logging.Logger, watch: logging.Filter) -> None:
+    """Put ``watch`` first among ``logger``'s filters (once): filters after one that drops a
+    record never see it."""
+    if watch not in logger.filters:
+        logger.filters.insert(0, watch)
 
 
 def signal_of(record: logging.LogRecord) -> str | None:
@@ -145,21 +174,13 @@ class _ExitState:
 _exit = _ExitState()
 
 
-#: The OTLP exporters' warning when they are shut down a second time.
-REPEATED_SHUTDOWN_MESSAGE = "Exporter already shutdown, ignoring call"
-#: What exporters say when they were shut down: the end of a retry, not a failure.
-SHUTDOWN_MESSAGES = frozenset({"Shutdown in progress, aborting retry.", REPEATED_SHUTDOWN_MESSAGE,
-                               "Exporter already shutdown, ignoring batch"})
-
-
 def _end_retries_if_exiting(record: logging.LogRecord) -> None:
     """Once an exit hook of ours ran, the first export of a signal that fails (an exporter's
     warning, or an error of the SDK's export loops) ends the retries of that signal's exporters
     in every watched provider, every signal's when the record names none (see the module's
     docstring). In a helper thread: an exporter's shutdown may wait for the very export that
     is logging."""
-    if record.msg in SHUTDOWN_MESSAGES or not (
-            record.name.startswith(EXPORTER_LOGGER_PREFIX) or record.levelno >= logging.ERROR):
+    if not (record.name.startswith(EXPORTER_LOGGER_PREFIX) or record.levelno >= logging.ERROR):
         return
     signal = signal_of(record)
     with _exit.lock:
@@ -183,7 +204,7 @@ def finish_at_exit(provider: metrics.MeterProvider | trace.TracerProvider | None
     if signal not in _GLOBAL_PROVIDERS:
         raise ValueError(f"signal={signal!r} is not known; expected one of {sorted(_GLOBAL_PROVIDERS)}")
     for logger in _export_loggers():
-        logger.addFilter(_failures)   # once per logger: addFilter skips a filter already there
+        _watch_first(logger, _failures)
     with _lock:
         if provider is None:
             if signal in _watching_global:
@@ -206,7 +227,7 @@ def _at_exit(find: Callable[[], object]) -> None:
     with _exit.lock:
         _exit.began = True
     for logger in _export_loggers():   # exporters imported since finish_at_exit() too
-        logger.addFilter(_failures)
+        _watch_first(logger, _failures)
     provider = find()
     if provider is None:
         return
@@ -248,12 +269,12 @@ def finish(provider: object, *, wait_s: float = SDK_SHUTDOWN_S) -> str:
     flush, shutdown = getattr(provider, "force_flush", None), getattr(provider, "shutdown", None)
     if not callable(flush) or not callable(shutdown) or getattr(provider, "_shutdown", False) is True:
         return "skipped"
-    recently_failed = time.monotonic() - _failures.failed_at < RECENT_FAILURE_S
+    recently_failed = time.monotonic() - _failures.last_failure(_signal(provider)) < RECENT_FAILURE_S
     failed, done, settled = threading.Event(), threading.Event(), threading.Event()
     watch = _FailureWatch(failed, settled, signal=_signal(provider))
     loggers = _export_loggers()
     for logger in loggers:
-        logger.addFilter(watch)
+        _watch_first(logger, watch)
 
     def flush_now() -> None:
         try:

@@ -49,7 +49,7 @@ def _http(endpoint: str) -> HttpOTLPMetricExporter:
 @pytest.fixture(autouse=True)
 def no_failure_before_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a process whose exporters have not failed yet."""
-    monkeypatch.setattr(exiting._failures, "failed_at", float("-inf"))
+    monkeypatch.setattr(exiting._failures, "failed_at", {})
 
 
 @pytest.fixture
@@ -441,26 +441,30 @@ def test_only_an_export_failing_after_our_first_hook_ends_the_retries_once_per_s
     def record(logger: str, level: int, message: str) -> logging.LogRecord:
         return logging.LogRecord(logger, level, __file__, 1, message, None, None)
 
-    transient = record(grpc_logger, logging.WARNING, "Transient error %s encountered while exporting")
-    exiting._end_retries_if_exiting(transient)          # the process is not exiting
-    exiting._exit.began = True
+    watch = exiting._failures      # on the export loggers from the first finish_at_exit() on
     for message in exiting.SHUTDOWN_MESSAGES:           # what a shutdown makes exporters say
-        exiting._end_retries_if_exiting(record(grpc_logger, logging.WARNING, message))
-    exiting._end_retries_if_exiting(record("opentelemetry.sdk.metrics._internal", logging.WARNING,
-                                           "shutdown can only be called once"))
+        watch.filter(record(grpc_logger, logging.WARNING, message))
+    assert watch.failed_at == {}, "not a failure"
+    transient = record(grpc_logger, logging.WARNING, "Transient error %s encountered while exporting")
+    watch.filter(transient)                             # the process is not exiting yet
+    exiting._exit.began = True
+    for message in exiting.SHUTDOWN_MESSAGES:
+        watch.filter(record(grpc_logger, logging.WARNING, message))
+    watch.filter(record("opentelemetry.sdk.metrics._internal", logging.WARNING,
+                        "shutdown can only be called once"))     # not an export failing
     assert not called.wait(0.2)
     failed_spans = record("opentelemetry.sdk._shared_internal", logging.ERROR,
                           "Exception while exporting %s.")
     failed_spans.args = ("Span",)
-    exiting._end_retries_if_exiting(failed_spans)
+    watch.filter(failed_spans)
     assert called.wait(5)
     called.clear()
-    exiting._end_retries_if_exiting(failed_spans)
+    watch.filter(failed_spans)
     assert not called.wait(0.2), "once a signal"
-    exiting._end_retries_if_exiting(transient)          # names no signal: all of them
+    watch.filter(transient)                             # names no signal: all of them
     assert called.wait(5)
-    exiting._end_retries_if_exiting(record("opentelemetry.sdk.metrics._internal.export",
-                                           logging.ERROR, "Exception while exporting metrics"))
+    watch.filter(record("opentelemetry.sdk.metrics._internal.export", logging.ERROR,
+                        "Exception while exporting metrics"))
     time.sleep(0.2)
     assert ended == [exiting.TRACES, None]
 
@@ -510,3 +514,69 @@ def test_a_failing_metrics_export_at_exit_leaves_the_span_exporters_alone(
     ours = [r.getMessage() for r in caplog.records if r.name == "otel_memory"]
     assert ours == ["otel_memory: the last export at exit failed; shutting the meter provider "
                     "down without waiting for the exporter's retries"]
+
+
+class _SlowSpans(OTLPSpanExporter):
+    """A span exporter whose answer takes ``delay_s`` (a busy collector that does answer); while
+    it waits, the records in ``meanwhile`` are logged by the gRPC exporters' shared logger."""
+
+    def __init__(self, delay_s: float, meanwhile: Sequence[tuple[str, tuple[object, ...]]],
+                 **options: Any) -> None:
+        super().__init__(**options)
+        self.delay_s = delay_s
+        self.meanwhile = meanwhile
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for message, args in self.meanwhile:
+            logging.getLogger(GRPC_LOGGER).warning(message, *args)
+        time.sleep(self.delay_s)
+        result: SpanExportResult = super().export(spans)
+        return result
+
+
+GRPC_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+
+TRANSIENT_METRICS = ("Transient error %s encountered while exporting %s to %s, retrying in %.2fs.",
+                     ("StatusCode.UNAVAILABLE", "metrics", "127.0.0.1:9", 1.0))
+
+
+@pytest.mark.parametrize(("meanwhile", "metrics_failed_before"), [
+    ([("Shutdown in progress, aborting retry.", ())], False),       # the metric exporter's
+    ([("Exporter already shutdown, ignoring batch", ())], False),   # shutdown: no signal named
+    ([TRANSIENT_METRICS], False),                                    # metrics failing meanwhile
+    ([], True),                                  # metrics failed a moment before the exit
+], ids=["shutdown", "after-shutdown", "metrics-failing", "metrics-failed-before"])
+def test_what_another_signal_or_a_shutdown_logs_does_not_cut_a_span_flush_short(
+        exit_hooks: list[Callable[[], None]], meanwhile: list[tuple[str, tuple[object, ...]]],
+        metrics_failed_before: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exiting, "RECENT_GRACE_S", 0.1)   # what a recent span failure would give
+    with OtlpReceiver() as receiver:
+        exporter = _SlowSpans(0.5, meanwhile, endpoint=receiver.grpc_endpoint, insecure=True)
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+        exiting.finish_at_exit(provider, exiting.TRACES)
+        if metrics_failed_before:
+            message, args = TRANSIENT_METRICS
+            logging.getLogger(GRPC_LOGGER).warning(message, *args)
+        with provider.get_tracer("app").start_as_current_span("last"):
+            pass
+        assert exiting.finish(provider) == "exported"
+        assert [span.name for span in receiver.spans()] == ["last"]
+        provider.shutdown()
+
+
+def test_a_record_an_earlier_filter_drops_still_counts_as_a_failure(
+        exit_hooks: list[Callable[[], None]], meter_provider: MeterProvider) -> None:
+    # the SDK's duplicate filter and our rate limiter drop repeated warnings on these loggers
+    logger = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
+    drop_all = logging.Filter("nothing-is-named-so")
+    logger.addFilter(drop_all)
+    try:
+        exiting.finish_at_exit(meter_provider)
+        logger.warning("Transient error %s encountered while exporting %s",
+                       "StatusCode.UNAVAILABLE", "traces")
+    finally:
+        logger.removeFilter(drop_all)
+    assert exiting._failures.last_failure(exiting.TRACES) > time.monotonic() - 5
+    assert exiting._failures.last_failure(exiting.METRICS) == float("-inf")

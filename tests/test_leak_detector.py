@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -25,7 +27,7 @@ from otel_memory.leak.report import KINDS
 from otel_memory.libc import MallocStats
 from otel_memory.manager import MemoryManager
 from otel_memory.trend import MemoryTrend, TrendReport
-from tests.conftest import collect, points
+from tests.conftest import ROOT, collect, points
 
 FAST = RankingPolicy(warmup_checks=1, min_growth_checks=2, min_growth_objects=500)
 SECRET = "s3cr3t-api-key-value"
@@ -150,14 +152,12 @@ def test_the_thread_does_not_keep_the_detector_alive() -> None:
     assert not thread.is_alive()
 
 
-def test_the_thread_starts_no_check_once_the_main_thread_ended(
+def test_the_thread_starts_no_check_once_the_interpreter_exits(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # At interpreter exit the main thread has ended before the exit hooks run: a check then
-    # would hold the exit and end its span after the last export.
-    ended = threading.Thread(target=lambda: None)
-    ended.start()
-    ended.join()
-    monkeypatch.setattr(detector_module.threading, "main_thread", lambda: ended)
+    # At exit, a check would hold the exit and end its span after the last export.
+    exiting = threading.Event()
+    exiting.set()
+    monkeypatch.setattr(detector_module, "_interpreter_exiting", exiting)
     detector = LeakDetector(interval_s=0.01, deep_look=False)
     time.sleep(0.02)    # the first check is due
     finished = threading.Thread(target=detector_module._run,
@@ -166,6 +166,28 @@ def test_the_thread_starts_no_check_once_the_main_thread_ended(
     finished.join(timeout=5)
     assert not finished.is_alive(), "the loop ended"
     assert detector.counters.checks == 0
+
+
+APP_GOING_ON_AFTER_MAIN = """
+import threading, time
+from otel_memory.leak import LeakDetector
+detector = LeakDetector(interval_s=0.05, deep_look=False)
+detector.start()
+def worker():
+    time.sleep(1.0)
+    print("after", detector.counters.checks, flush=True)
+threading.Thread(target=worker).start()
+time.sleep(0.2)
+print("main", detector.counters.checks, flush=True)
+"""
+
+
+def test_checks_go_on_while_the_application_runs_on_after_its_main_thread_returned() -> None:
+    # The main thread ends before the interpreter waits for the other non-daemon threads.
+    result = subprocess.run([sys.executable, "-c", APP_GOING_ON_AFTER_MAIN], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    counts = dict(line.split() for line in result.stdout.splitlines())
+    assert int(counts["after"]) > int(counts["main"]) + 2, result.stdout
 
 
 def test_growth_of_the_process_past_the_threshold_is_an_alert_before_any_type_is_blamed(

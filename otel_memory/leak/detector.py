@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -169,6 +170,7 @@ class LeakDetector:
         if self._metrics is None:      # stopped before: instruments again
             self._metrics = LeakMetrics(self._meter_provider, self.counters)
         forking.after_fork_in_child(self)
+        _note_the_exit()
         self._start_thread()
 
     def _start_thread(self) -> None:
@@ -461,6 +463,23 @@ def _lookup_name(suspect: LeakSuspect) -> str | None:
     return suspect.type_name
 
 
+#: Set by an exit hook (registered when the first detector starts): the interpreter's exit
+#: hooks run, after the application's last non-daemon thread ended. (The main thread alone
+#: ending is no sign: an application may go on in its other threads.)
+_interpreter_exiting = threading.Event()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _note_the_exit() -> None:
+    """Register, once per process, the exit hook that stops every detector's next check."""
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            atexit.register(_interpreter_exiting.set)
+            _exit_hook_registered = True
+
+
 def _run(ref: weakref.ref[LeakDetector], stop: threading.Event, interval: float) -> None:
     next_check = time.monotonic() + interval
     failures: set[str] = set()
@@ -475,9 +494,8 @@ def _run(ref: weakref.ref[LeakDetector], stop: threading.Event, interval: float)
         detector = ref()
         if detector is None:
             return
-        if not threading.main_thread().is_alive():
-            # The interpreter is exiting (its exit hooks run once the main thread ended): a
-            # check now would only hold the exit and end a span after the last export.
+        if _interpreter_exiting.is_set():
+            # a check now would only hold the exit and end a span after the last export
             return
         try:
             detector._finish_attribution_if_due()
