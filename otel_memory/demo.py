@@ -265,7 +265,7 @@ def _leak_step(manager: MemoryManager, plan: LeakPlan | None, started: float, op
         return last_leak
     if now - last_leak < 0.2:
         return last_leak
-    usage = manager.usage_of(manager.sampler.current(max_age_s=0.0))
+    usage = manager.usage_of(manager.sampler.current(max_age_s=0.0)) or 0
     missing = min(plan.wanted(now - started) - usage, STEP_BYTES)
     if missing > 0:
         _LEAKED.extend(LeakedRecord(os.urandom(RECORD_BYTES)) for _ in range(missing // RECORD_BYTES + 1))
@@ -294,7 +294,7 @@ def _workload(manager: MemoryManager, stop: threading.Event, options: DemoOption
 def _plan(manager: MemoryManager, options: DemoOptions) -> LeakPlan | None:
     if options.limit_mb is None or not options.leak:
         return None
-    start = manager.usage_of(manager.sampler.current(max_age_s=0.0))
+    start = manager.usage_of(manager.sampler.current(max_age_s=0.0)) or 0
     return LeakPlan.for_limit(start=start, limit=manager.limit.bytes, critical=manager.thresholds.critical,
                               ramp_s=options.ramp_s)
 

@@ -49,16 +49,13 @@ ACTION_REJECT = "reject"
 ADMISSION_ADMIT = "admit"
 # admit() trusts the last reading while pressure is LOW and the reading is at most two
 # monitoring intervals old (the monitor thread is not behind), and never longer than this: a
-# surge between two ticks, or while the monitor is starved of CPU, is still refused. Far below
-# the thresholds admit() compares two numbers and reads nothing.
+# surge between two ticks, or while the monitor is starved of CPU, is still refused. So while
+# LOW, admit() reads usage at most four times a second, and compares two numbers otherwise.
 ADMISSION_MAX_AGE_S = 0.25
 # From MODERATE on, admit() reads usage afresh once the last reading is this old: each request
 # sees the memory of those admitted more than 10 ms before it, and a busy server pays at most
 # 100 readings a second (~50 us each), not one per request.
 ADMISSION_ELEVATED_AGE_S = 0.01
-# How long admit() waits for a reading another thread is taking (its listeners may be slow)
-# before it decides on the level it has.
-ADMISSION_WAIT_S = 0.05
 
 
 class PressureResponder(Protocol):
@@ -142,6 +139,8 @@ class MemoryManager:
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._ticks = 0
         self._last_reading = 0.0            # monotonic time the last reading began
+        self._last_usage = 0                # the usage of the last reading that had one
+        self._best_measure: int | None = None   # of usage_of's measures, the best read so far
         # admit() trusts a LOW reading this long: the monitor is then at most two ticks behind
         self._admission_max_age_s = min(
             ADMISSION_MAX_AGE_S, 2 * self.config.monitor_config.monitoring_interval_ms / 1000)
@@ -286,6 +285,7 @@ class MemoryManager:
     def _after_fork_in_child(self) -> None:
         self._tick_lock = threading.RLock()
         self._lock = threading.RLock()
+        self._last_reading = 0.0    # the parent's reading: the child reads its own first
         self._reset_counts()
         self.gc_watch.reset()
         if not self._initialized:
@@ -301,20 +301,30 @@ class MemoryManager:
         if not self._initialized:
             raise RuntimeError("MemoryManager is not initialized; call initialize() first")
 
-    def usage_of(self, sample: MemorySample) -> int:
+    def usage_of(self, sample: MemorySample) -> int | None:
         """The usage pressure is computed from: the container's working set when the limit is
-        the container's, else the RSS of this process."""
-        if self.limit.source in (SOURCE_CGROUP_V1, SOURCE_CGROUP_V2):
-            container = sample.container_working_set or sample.container_usage
-            if container is not None:
-                return container
-        return sample.rss or 0
+        the container's, else the RSS of this process. Where the better measure was never read
+        (no memory.stat, an unreadable memory.current) the next one stands in: the container's
+        usage, then the RSS. Once a measure was read, a sample without it (its probe failed for
+        a moment) gives None, never a lesser measure."""
+        measures = ((sample.container_working_set, sample.container_usage, sample.rss)
+                    if self.limit.source in (SOURCE_CGROUP_V1, SOURCE_CGROUP_V2) else (sample.rss,))
+        best = self._best_measure
+        for index, value in enumerate(measures):       # the best first
+            if best is not None and index > best:
+                break
+            if value is not None:
+                self._best_measure = index if best is None else min(best, index)
+                return value
+        return None
 
     def get_memory_stats(self) -> MemoryStats:
         """Current usage, peak, limit and pressure, from the shared sample."""
         self._require_initialized()
         sample = self.sampler.current()
         usage = self.usage_of(sample)
+        if usage is None:
+            usage = self._last_usage
         rss = sample.rss or 0
         return MemoryStats(
             allocated_bytes=rss, peak_usage_bytes=max(sample.peak or 0, rss),
@@ -358,11 +368,16 @@ class MemoryManager:
         usage = self.usage_of(sample)
         with self._lock:
             previous = self._level
-            level = self._tracker.update(usage)
+            if usage is None:      # its probe failed (one warning): the level stays as it was
+                level, usage = previous, self._last_usage
+            else:
+                level = self._tracker.update(usage)
+                self._last_usage = usage
+                if monitoring:
+                    self.trend.add(sample.time, usage)
             self._level = level
             self._last_reading = began
             if monitoring:
-                self.trend.add(sample.time, usage)
                 self._ticks += 1
             if level != previous:
                 self.transitions[level] += 1
@@ -454,11 +469,11 @@ class MemoryManager:
         raise MemoryPressureRejected("memory pressure is critical; the request was rejected")
 
     def _read_for_admission(self) -> None:
-        """Update the level from a reading taken after this call began: one of its own, or one
-        another thread took meanwhile (concurrent admits share it). A tick that holds the lock
-        longer than ADMISSION_WAIT_S (slow listeners) leaves the level it set."""
+        """Update the level from a reading of its own; while another thread is reading (or
+        announcing a change to slow listeners) decide on the level there is: an admit never
+        waits, on an event loop least of all."""
         began = time.monotonic()
-        if not self._tick_lock.acquire(timeout=ADMISSION_WAIT_S):
+        if not self._tick_lock.acquire(blocking=False):
             return
         try:
             if self._last_reading < began:

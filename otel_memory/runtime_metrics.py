@@ -70,8 +70,8 @@ class RuntimeSource(Protocol):
     def last_tick(self) -> int:
         """Monitoring ticks so far; changes whenever the trend window does."""
 
-    def usage_of(self, sample: MemorySample) -> int:
-        """The usage that pressure is computed from, in bytes."""
+    def usage_of(self, sample: MemorySample) -> int | None:
+        """The usage that pressure is computed from, in bytes; None when unknown."""
 
     def get_memory_pressure(self) -> MemoryPressure:
         """The current pressure level."""
@@ -119,8 +119,7 @@ class RuntimeMetrics:
         signal((c.PROCESS_PAGING_FAULTS, _faults))
         signal((c.MEMORY_LIMIT, lambda m, s: [
             Observation(m.limit.bytes, {c.ATTR_LIMIT_SOURCE: m.limit.source})]))
-        signal((c.MEMORY_UTILIZATION, lambda m, s: [
-            Observation(100.0 * m.usage_of(s) / m.limit.bytes)]))
+        signal((c.MEMORY_UTILIZATION, _utilization))
         signal((c.MEMORY_THRESHOLD, _thresholds))
         if manager.limit.cgroup is not None:
             signal((c.CONTAINER_MEMORY_USAGE, lambda m, s: _one(s.container_usage)))
@@ -262,6 +261,11 @@ class RuntimeMetrics:
 
 def _one(value: float | None) -> Observations:
     return [] if value is None else [Observation(value)]
+
+
+def _utilization(manager: RuntimeSource, sample: MemorySample) -> Observations:
+    usage = manager.usage_of(sample)
+    return [] if usage is None else [Observation(100.0 * usage / manager.limit.bytes)]
 
 
 def _peak(_manager: RuntimeSource, sample: MemorySample) -> Observations:

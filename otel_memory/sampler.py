@@ -2,7 +2,9 @@
 
 The peer instrumentation calls psutil once per callback (~1.1 ms a collection); here the first
 reader of a cycle takes one sample and everyone else reuses it while it is fresh. A probe that
-fails disables its signal with one warning; the rest of the sample carries on.
+fails loses its signal, with one warning, until it is tried again (after 1 s, then less and less
+often: a file that is gone for good costs one exception every 5 minutes, a passing "too many
+open files" one second); the rest of the sample carries on.
 
 Example::
 
@@ -65,6 +67,12 @@ class MemorySample:
     tracemalloc_peak: int | None = None
 
 
+#: How long a signal whose probe failed is left out before its probe is tried again; each
+#: further failure doubles it, up to PROBE_RETRY_MAX_S.
+PROBE_RETRY_FIRST_S = 1.0
+PROBE_RETRY_MAX_S = 300.0
+
+
 class Sampler:
     """Takes MemorySamples and shares the latest one for ``max_age_s`` seconds.
 
@@ -90,7 +98,9 @@ class Sampler:
         self._clock = clock
         self._lock = threading.Lock()
         self._latest: MemorySample | None = None
-        self._disabled: set[str] = set()
+        # signal -> (when its probe is tried again, the back-off that led there)
+        self._failing: dict[str, tuple[float, float]] = {}
+        self._warned: set[str] = set()
         self._process: psutil.Process | None = None
         # gc.get_stats() at fork: a forked child counts its own collections from zero.
         self._gc_base: tuple[tuple[int, int, int], ...] | None = None
@@ -110,8 +120,8 @@ class Sampler:
 
     @property
     def disabled(self) -> frozenset[str]:
-        """Signals switched off after their probe failed."""
-        return frozenset(self._disabled)
+        """Signals whose probe failed, left out until it is tried again."""
+        return frozenset(self._failing)
 
     def current(self, max_age_s: float | None = None) -> MemorySample:
         """The latest sample if it is at most ``max_age_s`` old and of this process, else a new one.
@@ -154,15 +164,29 @@ class Sampler:
         return tuple((a - x, b - y, c - z) for (a, b, c), (x, y, z) in zip(stats, base, strict=True))
 
     def _probe(self, signal: str, read: Callable[[], _T]) -> _T | None:
-        if signal in self._disabled:
+        """``read()``, or None while its signal is left out: a probe that fails (a file gone,
+        too many open files) is tried again PROBE_RETRY_FIRST_S later, then twice as long
+        after each further failure, up to PROBE_RETRY_MAX_S. One warning a signal says so;
+        its return is logged at INFO."""
+        failing = self._failing.get(signal)
+        if failing is not None and self._clock() < failing[0]:
             return None
         try:
-            return read()
-        except Exception as error:  # noqa: BLE001 - any probe failure disables the signal only
-            self._disabled.add(signal)
-            _log.warning("otel_memory: %s is unavailable and disabled: %s: %s",
-                         signal, type(error).__name__, error)
+            value = read()
+        except Exception as error:  # noqa: BLE001 - any probe failure loses that signal only
+            backoff = (PROBE_RETRY_FIRST_S if failing is None
+                       else min(2 * failing[1], PROBE_RETRY_MAX_S))
+            self._failing[signal] = (self._clock() + backoff, backoff)
+            if signal not in self._warned:
+                self._warned.add(signal)
+                _log.warning("otel_memory: %s is unavailable: %s: %s; tried again in %g s, then "
+                             "less and less often (at most every %g s)", signal,
+                             type(error).__name__, error, backoff, PROBE_RETRY_MAX_S)
             return None
+        if failing is not None:
+            del self._failing[signal]
+            _log.info("otel_memory: %s is available again", signal)
+        return value
 
     def _psutil_process(self) -> psutil.Process:
         if self._process is None or self._process.pid != os.getpid():

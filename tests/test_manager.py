@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -15,15 +16,18 @@ from typing import Any
 import psutil
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from otel_memory import catalog, probes
 from otel_memory import manager as manager_module
+from otel_memory import sampler as sampler_module
 from otel_memory.config import MB, MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.errors import ConfigError, MemoryPressureRejected
 from otel_memory.manager import MemoryManager, _monitor
 from otel_memory.pressure import MemoryPressure
 from otel_memory.probes import PAGE_SIZE
 from otel_memory.sampler import MemorySample
-from tests.conftest import cgroup_v2_container, manager_with_limit
+from tests.conftest import cgroup_v2_container, collect, manager_with_limit, points
 
 
 def _rss_mb() -> float:
@@ -472,8 +476,8 @@ def test_admit_reads_usage_at_most_once_per_10_ms_however_many_requests(
         assert len(readings) < 2000
 
 
-def test_far_below_the_thresholds_admit_reads_nothing(tmp_path: Path, meter_provider: MeterProvider,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_while_low_a_recent_reading_is_trusted(tmp_path: Path, meter_provider: MeterProvider,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manager_module, "ADMISSION_MAX_AGE_S", 60.0)   # no reading ages here
     usage = _Usage(tmp_path)
     usage.set(100)
@@ -516,3 +520,44 @@ def test_the_limit_is_said_to_be_exceeded_only_when_usage_is_above_it(
     exceeded = [m for m in messages if m.startswith("Memory limit exceeded: ")]
     assert len(exceeded) == 1 and f"{manager.limit.bytes // MB} MB limit" in exceeded[0]
     assert not [r for r in caplog.records if r.getMessage().startswith("Memory pressure critical:")]
+
+
+def test_a_usage_probe_failing_once_keeps_the_level_and_admission_working(
+        tmp_path: Path, meter_provider: MeterProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampler_module, "PROBE_RETRY_FIRST_S", 0.05)
+    usage = _Usage(tmp_path)
+    usage.set(850)
+    with usage.manager(meter_provider, interval_ms=60_000) as manager:
+        assert manager.get_memory_pressure() == MemoryPressure.CRITICAL
+        read_statm = probes.read_statm
+
+        def too_many_open_files(path: str) -> tuple[int, int]:
+            raise OSError(errno.EMFILE, "Too many open files")     # a surge's passing failure
+
+        monkeypatch.setattr(probes, "read_statm", too_many_open_files)
+        assert manager.check_pressure() == MemoryPressure.CRITICAL, "not LOW from a usage of 0"
+        monkeypatch.setattr(probes, "read_statm", read_statm)
+        with pytest.raises(MemoryPressureRejected):
+            manager.admit()
+        assert manager.get_memory_stats().usage_bytes == 850 * MB, "the last usage known"
+        usage.set(650)
+        time.sleep(0.1)                             # the probe is tried again
+        manager.admit()
+        assert manager.get_memory_pressure() == MemoryPressure.MODERATE
+
+
+def test_a_working_set_read_failing_once_is_not_replaced_by_usage_with_page_cache(
+        tmp_path: Path, meter_provider: MeterProvider, reader: InMemoryMetricReader) -> None:
+    proc, root = cgroup_v2_container(tmp_path, limit_mb=1000, inactive_file_mb=400)
+    (root / "memory.current").write_text(f"{950 * MB}\n")    # a 550 MB working set
+    manager = MemoryManager(_config(), meter_provider=meter_provider, proc_root=proc,
+                            cgroup_root=root)
+    with manager:
+        level = manager.get_memory_pressure()
+        assert level < MemoryPressure.CRITICAL
+        stat = root / "memory.stat"
+        stat.rename(root / "memory.stat.away")
+        assert manager.check_pressure() == level
+        assert manager.get_memory_stats().usage_bytes == 550 * MB
+        manager.sampler.invalidate()
+        assert not points(collect(reader), catalog.MEMORY_UTILIZATION.name), "unknown: no point"

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from otel_memory import probes
 from otel_memory.config import MemoryLimitConfig, MemoryManagementConfig
 from otel_memory.limits import CgroupFiles, EffectiveLimit
 from otel_memory.manager import MemoryManager
@@ -110,7 +111,7 @@ def test_a_failing_probe_warns_once_and_only_that_signal_is_lost(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "process.memory" in warnings[0].getMessage()
-    assert "disabled" in warnings[0].getMessage()
+    assert "tried again in 1 s" in warnings[0].getMessage()
     assert "process.memory" in sampler.disabled
     for sample in (first, second):
         assert sample.rss is None and sample.vms is None
@@ -183,3 +184,36 @@ def test_a_sample_of_another_process_is_never_shared(tmp_path: Path) -> None:
     sampler._latest = parent       # what a forked child inherits before its reset
     child = sampler.current()
     assert child is not parent and child.pid == os.getpid()
+
+
+def test_a_failing_probe_is_tried_again_later_and_less_often_until_it_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+    reads: list[float] = []
+    failing = [True]
+    real = probes.read_statm
+
+    def read_statm(path: str) -> tuple[int, int]:
+        reads.append(now[0])
+        if failing[0]:
+            raise OSError(24, "Too many open files")      # EMFILE: passes, unlike a missing file
+        return real(path)
+
+    monkeypatch.setattr(probes, "read_statm", read_statm)
+    sampler = Sampler(PHYSICAL, proc_root=_proc(tmp_path), clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="otel_memory"):
+        for at in (100.0, 100.5, 101.0, 102.0, 103.0, 106.9, 107.0):
+            now[0] = at
+            assert sampler.take().rss is None
+        # tried at once, 1 s later, then 2 s and 4 s after that: the back-off doubles
+        assert reads == [100.0, 101.0, 103.0, 107.0]
+        failing[0] = False
+        now[0] = 114.9
+        assert sampler.take().rss is None and reads[-1] == 107.0     # 8 s back-off not over
+        now[0] = 115.0
+        assert sampler.take().rss is not None and "process.memory" not in sampler.disabled
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records
+                if "process.memory" in r.getMessage()]    # (no PSI file in this /proc either)
+    assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], "one warning"
+    assert "Too many open files" in messages[0][1]
+    assert messages[1][1] == "otel_memory: process.memory is available again"

@@ -54,15 +54,14 @@ class AdmissionGate:
         self._attributes: dict[tuple[MemoryPressure, int], dict[str, str | int]] = {}
 
     def enter(self, path: str) -> tuple[MemoryPressure, HttpAnswer | None]:
-        """The level now, and the 503 answer when the request must be refused."""
-        level = self.manager.get_memory_pressure()
+        """The level admission decided on, and the 503 answer when the request is refused."""
         if path in self.exempt_paths:
-            return level, None
+            return self.manager.get_memory_pressure(), None
         try:
-            self.manager.admit(self.point)
+            self.manager.admit(self.point)     # may read usage afresh and change the level
         except MemoryPressureRejected:
-            return level, self._refusal
-        return level, None
+            return MemoryPressure.CRITICAL, self._refusal
+        return self.manager.get_memory_pressure(), None
 
     def record(self, level: MemoryPressure, status: int, started: float) -> None:
         """Record one request's duration since ``started`` (a perf_counter reading)."""
