@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 import weakref
@@ -201,3 +202,71 @@ def test_the_detector_s_own_bookkeeping_can_be_left_out_of_a_snapshot() -> None:
     assert less.totals["tuple"].count == max(0, snapshot.totals["tuple"].count - 500)
     assert less.totals["int"].size == max(0, snapshot.totals["int"].size - own["int"].size)
     assert subtract(snapshot, {}) is snapshot
+
+
+class _Victim:
+    """An object of the parent's heap that its child lets go of."""
+
+
+def test_a_child_forked_during_a_census_has_automatic_collection_and_frees_the_heap_list() -> None:
+    victim = _Victim()
+    freed_in_child = weakref.ref(victim)
+    pauses = 0
+    child = 0
+
+    def fork_at_the_second_pause(_seconds: float) -> None:   # gc.get_objects() has run
+        nonlocal pauses, child
+        pauses += 1
+        if pauses == 2:
+            child = os.fork()
+            if child == 0:
+                nonlocal victim
+                del victim          # the census list (no thread left to finish it) held it too
+                ok = gc.isenabled() and freed_in_child() is None
+                os._exit(0 if ok else 1)
+
+    assert gc.isenabled()
+    take_census(pause=fork_at_the_second_pause)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "child: GC off, or the heap list kept"
+    assert gc.isenabled() and freed_in_child() is victim
+
+
+def test_automatic_collection_is_on_again_when_the_census_fails() -> None:
+    def out_of_memory(_seconds: float) -> None:
+        raise MemoryError
+
+    with pytest.raises(MemoryError):
+        take_census(pause=out_of_memory)
+    assert gc.isenabled()
+
+
+class _LazyList(list[object]):
+    """A list subclass whose own methods are the application's code."""
+
+    calls: list[str] = []
+
+    def __len__(self) -> int:
+        _LazyList.calls.append("__len__")
+        return super().__len__()
+
+    def __getitem__(self, index: object) -> object:    # type: ignore[override]
+        _LazyList.calls.append("__getitem__")
+        return super().__getitem__(index)   # type: ignore[index]
+
+
+class _RefusingDict(dict[object, object]):
+    def values(self) -> object:    # type: ignore[override]
+        raise ValueError("not now")
+
+    def __iter__(self) -> object:  # type: ignore[override]
+        raise ValueError("not now")
+
+
+def test_big_containers_are_read_without_their_subclasses_code() -> None:
+    held = _LazyList(str(i) * 3 for i in range(3000))
+    table = _RefusingDict((i, f"value-{i}") for i in range(3000))
+    snapshot = take_census(chunk_size=100)   # containers of over 800 bytes are read in slices
+    assert _LazyList.calls == []
+    assert snapshot.totals["str"].count >= 6000, "both containers' strings were counted"
+    del held, table

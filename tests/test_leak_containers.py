@@ -87,3 +87,23 @@ def test_a_container_whose_iteration_would_run_user_code_is_read_through_its_bas
     tally.add([loud], [Loud], [sys.getsizeof(loud)])
     (sample,) = tally.largest()
     assert sample.length == 2000 and sample.item_type == "int"
+
+
+class _LazyProxy:
+    """Like a lazy object of a web framework: asking for its class builds its target."""
+
+    built: list[bool] = []
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        _LazyProxy.built.append(True)
+        return dict
+
+
+def test_naming_a_container_runs_none_of_the_applications_code() -> None:
+    module = types.ModuleType("app_settings")
+    module.lazy_user = _LazyProxy()     # type: ignore[attr-defined]
+    module.SESSIONS = {}                # type: ignore[attr-defined]
+    found = find_attribute(id(module.SESSIONS), [("app_settings", module)])  # type: ignore[attr-defined]
+    assert found == "app_settings:SESSIONS"
+    assert _LazyProxy.built == [], "the proxy was not asked for its class"

@@ -46,7 +46,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import chain, compress, filterfalse, repeat
 from operator import is_, not_
+from typing import Any
 
+from .. import forking
 from ._names import type_name
 from .containers import MIN_CONTAINER_BYTES, ContainerSample, ContainerTally
 
@@ -157,17 +159,22 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
     started = time.perf_counter()
     cpu_started = time.thread_time()
     tally = _Tally(chunk_size, pause)
+    forking.after_fork_in_child(_RUNNING)
     # A collection in the middle of the census would untrack tuples and dicts it already
     # counted as tracked, and they would be counted again as untracked items: automatic
     # collection waits until the census is done (an explicit gc.collect() still runs).
     was_enabled = gc.isenabled()
-    gc.disable()
-    pause(0)         # the one long step comes next: let other threads run just before it
-    objects = gc.get_objects()
-    tally.containers = ContainerTally(exclude=(objects, tally.pairs, *tally.held.values(),
-                                               *tally.sampled.values()))
-    scanned = len(objects)
+    objects: list[object] = []
     try:
+        if was_enabled:
+            _RUNNING.gc_held += 1
+            gc.disable()
+        pause(0)         # the one long step comes next: let other threads run just before it
+        objects = gc.get_objects()
+        _RUNNING.heaps[id(objects)] = objects
+        tally.containers = ContainerTally(exclude=(objects, tally.pairs, *tally.held.values(),
+                                                   *tally.sampled.values()))
+        scanned = len(objects)
         while objects:
             pause(0)
             chunk = objects[-chunk_size:]
@@ -178,8 +185,10 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
                 visit(chunk, types)
             del chunk, types
     finally:
+        _RUNNING.heaps.pop(id(objects), None)
         del objects
         if was_enabled:
+            _RUNNING.gc_held -= 1
             gc.enable()
     totals = _totals(chain(tally.pairs.items(), *(held.items() for held in tally.held.values()),
                            *(held.items() for held in tally.sampled.values())))
@@ -189,6 +198,27 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
         duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started,
         held=_held(tally.held, tally.sampled),
         containers=tally.containers.largest())
+
+
+class _Running:
+    """The censuses under way in this process. A child forked in the middle of one has no
+    thread to finish it: its hook lets go of the heap's object list (it would keep every object
+    of the parent's heap alive) and turns automatic collection back on."""
+
+    def __init__(self) -> None:
+        self.heaps: dict[int, list[object]] = {}
+        self.gc_held = 0     # censuses that turned automatic collection off
+
+    def _after_fork_in_child(self) -> None:
+        for objects in list(self.heaps.values()):
+            objects.clear()
+        self.heaps.clear()
+        if self.gc_held:
+            self.gc_held = 0
+            gc.enable()
+
+
+_RUNNING = _Running()
 
 
 class _Tally:
@@ -288,19 +318,25 @@ def _count_by_holder(chunk: list[object], types: list[type], tally: _Tally,
     return scanned
 
 
-def _referents_in_slices(container: object, size: int) -> Iterator[list[object]]:
-    if isinstance(container, (list, tuple)):
-        for start in range(0, len(container), size):
-            yield list(container[start:start + size])
-        return
+def _referents_in_slices(container: Any, size: int) -> Iterator[list[object]]:
+    """The references of a big container, ``size`` at a time, read through its base type's
+    own methods: a subclass's __len__, __getitem__ or values() (the application's code) never
+    runs. A container that changes size meanwhile (another thread) or refuses is skipped."""
+    kind = type(container)
     try:
-        if isinstance(container, dict):
-            parts: list[list[object]] = [list(container), list(container.values())]
-        elif isinstance(container, (set, frozenset, deque)):
-            parts = [list(container)]
+        if issubclass(kind, (list, tuple)):
+            base: Any = list if issubclass(kind, list) else tuple
+            for start in range(0, base.__len__(container), size):
+                yield list(base.__getitem__(container, slice(start, start + size)))
+            return
+        if issubclass(kind, dict):
+            parts: list[list[object]] = [list(dict.keys(container)), list(dict.values(container))]
+        elif issubclass(kind, (set, frozenset, deque)):
+            base = next(base for base in (set, frozenset, deque) if issubclass(kind, base))
+            parts = [list(base.__iter__(container))]
         else:
             parts = [gc.get_referents(container)]
-    except RuntimeError:      # changed size while being copied (another thread): skip it
+    except Exception:  # noqa: BLE001 - changed size while being copied, or a broken object
         return
     for items in parts:
         for start in range(0, len(items), size):

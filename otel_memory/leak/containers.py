@@ -28,7 +28,7 @@ import heapq
 import sys
 import types
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import compress, islice
 from typing import Any
@@ -41,6 +41,10 @@ MAX_CONTAINERS = 256
 ITEM_SAMPLE = 8
 _BASES: tuple[type, ...] = (dict, list, deque, set, frozenset, tuple)
 _SKIPPED = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, functools.partial)
+# The namespaces of modules and classes, read through the base types' descriptors (no property
+# or __getattr__ of the application's runs).
+_MODULE_DICT: Callable[[object], dict[str, Any]] = vars(types.ModuleType)["__dict__"].__get__
+_TYPE_DICT: Callable[[object], Mapping[str, Any]] = vars(type)["__dict__"].__get__
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +149,29 @@ def find_attribute(ident: int, modules: Iterable[tuple[str, object]] | None = No
         modules = list(sys.modules.items())
     deeper: list[tuple[str, str, object]] = []
     for module_name, module in modules:
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
+        # Only through the base types' own slots: an isinstance() or getattr() would run the
+        # application's code (a lazy proxy's __class__, a module's __getattr__ or property).
+        if not issubclass(type(module), types.ModuleType):
             continue
         try:
-            items = list(namespace.items())
-        except RuntimeError:
+            items = list(dict.items(_MODULE_DICT(module)))
+        except Exception:  # noqa: BLE001 - changed size meanwhile, or an odd module
             continue
         for name, value in items:
             if id(value) == ident:
                 return f"{module_name}:{name}"
-            if isinstance(value, type):
-                if value.__dict__.get("__module__") == module_name:
+            kind = type(value)
+            if issubclass(kind, type):
+                if _TYPE_DICT(value).get("__module__") == module_name:
                     deeper.append((module_name, name, value))
-            elif not isinstance(value, _SKIPPED) and type(value).__dictoffset__:
+            elif not issubclass(kind, _SKIPPED) and kind.__dictoffset__:
                 deeper.append((module_name, name, value))
     for module_name, name, value in deeper:
         try:
-            namespace = (value.__dict__ if isinstance(value, type)
+            namespace = (_TYPE_DICT(value) if issubclass(type(value), type)
                          else object.__getattribute__(value, "__dict__"))
+            if type(namespace) is not dict and not issubclass(type(value), type):
+                continue
             items = list(namespace.items())
         except Exception:  # noqa: BLE001 - a user object's __dict__ may refuse anything
             continue

@@ -303,7 +303,7 @@ class LeakDetector:
         suspects = []
         for ident, suspect in found:
             if ident not in self._attributes:     # looked up once, when it becomes a suspect
-                self._attributes[ident] = find_attribute(ident)
+                self._attributes[ident] = _attribute_holding(ident)
             suspects.append(replace(suspect, attribute=self._attributes[ident]))
         return suspects
 
@@ -452,6 +452,17 @@ def _mb(value: int | None) -> float:
 
 def _mb_text(value: int | None) -> str:
     return "unknown" if value is None else f"{value / MB:.1f} MB"
+
+
+def _attribute_holding(ident: int) -> str | None:
+    """find_attribute(ident), or None when the modules could not be read (the suspect is
+    still reported, without the name)."""
+    try:
+        return find_attribute(ident)
+    except Exception as error:  # noqa: BLE001 - a module of the application's may refuse
+        _log.debug("otel_memory: a container's attribute could not be named: %s",
+                   error_summary(error))
+        return None
 
 
 def _lookup_name(suspect: LeakSuspect) -> str | None:
