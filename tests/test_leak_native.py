@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from otel_memory.leak.native import NativeMemory, NativeMemoryReader
+from otel_memory.leak.native import TRIM_SLOW_S, NativeMemory, NativeMemoryReader
 from otel_memory.libc import MallocStats
 
 MB = 1024 * 1024
@@ -56,3 +56,22 @@ def test_give_back_trims_through_the_given_function_and_a_failure_warns_once(
         assert not failing.give_back() and not failing.give_back()
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "malloc_trim" in warnings[0] and "OSError" in warnings[0]
+
+
+def test_a_slow_trim_makes_the_next_checks_skip_theirs_twice_as_many_each_time() -> None:
+    now = [0.0]
+    trims: list[int] = []
+    took = [0.05]                      # a big, fragmented heap: 50 ms a trim
+
+    def trim() -> None:
+        trims.append(len(trims))
+        now[0] += took[0]
+
+    reader = NativeMemoryReader(rss=lambda: 100 * MB, malloc=False, trim=trim,
+                                clock=lambda: now[0])
+    given = [reader.give_back() for _ in range(10)]
+    # slow: skip 1; slow again: skip 2; again: skip 4
+    assert given == [True, False, True, False, False, True, False, False, False, False]
+    took[0] = 0.001                    # fast again (the heap was compacted)
+    assert [reader.give_back() for _ in range(4)] == [True, True, True, True]
+    assert TRIM_SLOW_S < 0.05
