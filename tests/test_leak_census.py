@@ -13,7 +13,15 @@ from collections.abc import Iterator
 import pytest
 from pympler import summary
 
-from otel_memory.leak.census import HeapSnapshot, compare, own_objects, subtract, take_census, type_name
+from otel_memory.leak.census import (
+    PAUSE_EVERY_S,
+    HeapSnapshot,
+    compare,
+    own_objects,
+    subtract,
+    take_census,
+    type_name,
+)
 
 
 class Widget:
@@ -82,7 +90,8 @@ def test_untracked_strings_and_atomic_dicts_held_by_a_list_are_counted() -> None
 def test_a_huge_container_is_read_in_slices_with_pauses_between() -> None:
     held = [str(i) * 3 for i in range(60_000)]
     pauses: list[float] = []
-    snapshot = take_census(chunk_size=2000, pause=pauses.append)
+    ticks = iter(range(10**9))     # a clock on which every step takes a second: every pause runs
+    snapshot = take_census(chunk_size=2000, pause=pauses.append, clock=lambda: float(next(ticks)))
     assert snapshot.totals["str"].count >= 60_000
     chunks = len(gc.get_objects()) // 2000
     assert len(pauses) >= chunks + 60_000 // 2000     # the list's 60k items cost 30 more pauses
@@ -270,3 +279,18 @@ def test_big_containers_are_read_without_their_subclasses_code() -> None:
     assert _LazyList.calls == []
     assert snapshot.totals["str"].count >= 6000, "both containers' strings were counted"
     del held, table
+
+
+def test_between_chunks_a_census_pauses_only_once_enough_time_has_passed() -> None:
+    pauses: list[float] = []
+    take_census(chunk_size=500, pause=pauses.append, clock=lambda: 0.0)   # no time passes
+    assert pauses == [0], "only the pause before gc.get_objects()"
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += PAUSE_EVERY_S / 2    # every two readings, PAUSE_EVERY_S has passed
+        return now[0]
+
+    pauses.clear()
+    take_census(chunk_size=500, pause=pauses.append, clock=clock)
+    assert len(pauses) >= len(gc.get_objects()) // 500 // 2

@@ -1,8 +1,10 @@
 """A type census of the heap, taken in chunks so that the application never waits long.
 
 ``gc.get_objects()`` lists every object the collector tracks; the census walks that list in
-chunks of ``chunk_size`` objects and releases the GIL between chunks (``time.sleep(0)``), so a
-thread that wants to run waits for one chunk, not for the whole heap. Each chunk is counted
+chunks of ``chunk_size`` objects and releases the GIL between chunks (``time.sleep(0)``) once
+PAUSE_EVERY_S has passed since it last did, so a thread that wants to run waits about one
+chunk, not for the whole heap, and a census among busy threads does not wait for the GIL
+after every small step. Each chunk is counted
 with C-level iterators only (``map``, ``zip``, ``Counter.update``): per type the number of
 objects and the bytes ``sys.getsizeof`` reports.
 
@@ -14,7 +16,8 @@ shared by containers of several chunks may be counted more than once. The census
 growth over time, where that constant error cancels out.
 
 A container larger than a chunk (a list of a million items, a big dict or set) has its
-references read in slices with pauses between, so that it does not turn into one long call.
+references read in slices, with pauses between them as between chunks, so that it does not
+turn into one long call.
 The one step that cannot be split is ``gc.get_objects()`` itself: one C call, about 10-15 ms
 per million tracked objects (see benchmarks/bench_leak.py).
 
@@ -147,18 +150,20 @@ class SnapshotDiff:
 
 def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
                 pause: Callable[[float], None] = time.sleep,
-                visit: ChunkVisitor | None = None) -> HeapSnapshot:
+                visit: ChunkVisitor | None = None,
+                clock: Callable[[], float] = time.perf_counter) -> HeapSnapshot:
     """Count every tracked object, and the untracked ones they hold, by type, in chunks.
 
-    ``pause(0)`` runs between chunks; it releases the GIL so other threads run. ``visit``, when
-    given, sees each chunk and the types of its objects (the survival sampler uses it); it must
-    not keep the chunk.
+    ``pause(0)`` runs before the heap is listed and then between chunks (or slices of a huge
+    container) once PAUSE_EVERY_S of ``clock`` passed since the last; it releases the GIL so
+    other threads run. ``visit``, when given, sees each chunk and the types of its objects (the
+    survival sampler uses it); it must not keep the chunk.
     """
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r}; expected a positive int")
     started = time.perf_counter()
     cpu_started = time.thread_time()
-    tally = _Tally(chunk_size, pause)
+    tally = _Tally(chunk_size, _Pauses(pause, clock))
     forking.after_fork_in_child(_RUNNING)
     # A collection in the middle of the census would untrack tuples and dicts it already
     # counted as tracked, and they would be counted again as untracked items: automatic
@@ -176,11 +181,11 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
                                                    *tally.sampled.values()))
         scanned = len(objects)
         while objects:
-            pause(0)
+            tally.pause(0)
             chunk = objects[-chunk_size:]
             del objects[-chunk_size:]
             types = list(map(type, chunk))
-            scanned += _count_chunk(chunk, types, tally, pause)
+            scanned += _count_chunk(chunk, types, tally, tally.pause)
             if visit is not None:
                 visit(chunk, types)
             del chunk, types
@@ -198,6 +203,28 @@ def take_census(chunk_size: int = DEFAULT_CHUNK_SIZE,
         duration_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu_started,
         held=_held(tally.held, tally.sampled),
         containers=tally.containers.largest())
+
+
+PAUSE_EVERY_S = 0.004
+"""A census lets other threads run (a pause between two chunks or slices) once this long has
+passed since its last pause: often enough that a thread waits about one chunk, and no more
+often, since each pause is a hand-over of the GIL (about 50 us alone; the 5 ms switch
+interval when other threads want to run) and automatic collection is off meanwhile."""
+
+
+class _Pauses:
+    """``pause(0)`` once PAUSE_EVERY_S of ``clock`` passed since the last one."""
+
+    __slots__ = ("clock", "pause", "since")
+
+    def __init__(self, pause: Callable[[float], None], clock: Callable[[], float]) -> None:
+        self.pause, self.clock = pause, clock
+        self.since = clock()
+
+    def __call__(self, seconds: float) -> None:
+        if self.clock() - self.since >= PAUSE_EVERY_S:
+            self.pause(seconds)
+            self.since = self.clock()
 
 
 class _Running:
@@ -227,7 +254,7 @@ class _Tally:
 
     __slots__ = ("big", "chunks", "containers", "held", "pairs", "pause", "sampled")
 
-    def __init__(self, chunk_size: int, pause: Callable[[float], None]) -> None:
+    def __init__(self, chunk_size: int, pause: _Pauses) -> None:
         self.pause = pause
         self.pairs: Counter[tuple[type, int]] = Counter()     # (type, size) -> tracked objects
         # holder -> (type, size) -> untracked objects it holds ("" for holders not told apart)
