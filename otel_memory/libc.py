@@ -49,7 +49,7 @@ def glibc_mallinfo2() -> Callable[[], MallocStats | None] | None:
     try:
         libc = ctypes.CDLL(None)   # the symbols the process has loaded, the C library's among them
         function = libc.mallinfo2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):   # TypeError: Windows takes no CDLL(None)
         return None
     function.restype = _MallInfo2
     function.argtypes = []
@@ -67,7 +67,7 @@ def glibc_malloc_trim() -> Callable[[], int] | None:
     when memory was given back."""
     try:
         function = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):   # TypeError: Windows takes no CDLL(None)
         return None
     function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int

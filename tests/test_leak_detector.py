@@ -464,3 +464,18 @@ def test_a_growing_module_dict_is_named_and_attributed_to_where_its_items_were_m
     assert named[-1].allocation_site.split(":")[0].endswith("test_leak_detector.py")
     report_text = json.dumps(report.to_json_dict())
     assert f"{__name__}:_GROWING" in report_text and "Parcel object at" not in report_text
+
+
+def test_objects_hidden_by_gc_freeze_are_told_of_once(caplog: pytest.LogCaptureFixture) -> None:
+    detector = LeakDetector(deep_look=False, native=False)
+    gc.freeze()      # as gunicorn --preload applications do before forking
+    try:
+        frozen = gc.get_freeze_count()
+        with caplog.at_level(logging.WARNING, logger="otel_memory"):
+            detector.check()
+            detector.check()
+    finally:
+        gc.unfreeze()
+    told = [r.args for r in caplog.records if "gc.freeze()" in r.getMessage()]
+    assert len(told) == 1, "once"
+    assert 0.9 * frozen <= told[0][0] <= frozen     # (a few frozen objects are freed meanwhile)

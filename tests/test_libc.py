@@ -6,6 +6,7 @@ import ctypes
 
 import pytest
 
+from otel_memory import libc
 from otel_memory.leak.native import process_rss
 from otel_memory.libc import glibc_mallinfo2, glibc_malloc_trim
 
@@ -50,3 +51,14 @@ def test_glibc_malloc_trim_returns_freed_heap_memory_to_the_system() -> None:
     libc.free(guard)
     assert before is not None and after is not None
     assert before - after >= 50 * MB, (before / MB, after / MB)
+
+
+@pytest.mark.parametrize("error", [OSError, AttributeError, TypeError])
+def test_without_a_c_library_to_load_there_is_no_reader_and_no_error(
+        monkeypatch: pytest.MonkeyPatch, error: type[Exception]) -> None:
+    # TypeError is what Windows raises for ctypes.CDLL(None); musl lacks the symbols
+    def refuse(name: object) -> object:
+        raise error("no C library here")
+
+    monkeypatch.setattr(libc.ctypes, "CDLL", refuse)
+    assert libc.glibc_mallinfo2() is None and libc.glibc_malloc_trim() is None

@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import threading
 import time
@@ -155,6 +156,7 @@ class LeakDetector:
         self._suspect_keys: frozenset[str] = frozenset()
         self._sites: dict[str, str] = {}
         self._alerting = False
+        self._frozen_told = False
         self._last_deep_look: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -253,6 +255,7 @@ class LeakDetector:
     def _check(self) -> LeakReport:
         with self._lock, self._tracer.start_as_current_span(c.SPAN_LEAK_CHECK) as span:
             started = time.perf_counter()
+            self._tell_of_frozen_objects()
             self._collect_sites_if_due()
             survival = self._survival
             snapshot = take_census(self.chunk_size, visit=survival.visit if survival else None)
@@ -284,6 +287,17 @@ class LeakDetector:
             self._latest = report
             self._publish(report, span, new)
         return report
+
+    def _tell_of_frozen_objects(self) -> None:
+        """Once: objects moved to the permanent generation by gc.freeze() (a preloading server
+        does it before it forks workers) are not listed by gc.get_objects(), so no census sees
+        them nor the untracked items they hold."""
+        frozen = gc.get_freeze_count()
+        if frozen and not self._frozen_told:
+            self._frozen_told = True
+            _log.warning("otel_memory: %d objects were frozen with gc.freeze(); leak checks do "
+                         "not see them: a container made before the freeze is not watched, nor "
+                         "the strings and numbers it holds", frozen)
 
     def _bookkeeping(self) -> list[object]:
         """The detector's own data, which its censuses count and must not rank: histories,
