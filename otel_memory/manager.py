@@ -3,7 +3,10 @@
 One daemon thread ticks every ``monitoring_interval_ms``: it takes a sample, updates the
 pressure level (with hysteresis), tells listeners and pressure responders about changes,
 feeds the trend window and drains GC pauses into their histogram. Everything else reads the
-shared sample, so methods are cheap to call from sync and asyncio code alike.
+shared sample, so methods are cheap to call from sync and asyncio code alike. ``admit()`` may
+read usage afresh and change the level; it never waits for another thread's reading, and
+listeners and responders hear of such a change from a helper thread, never from the
+request's.
 
 Example::
 
@@ -130,6 +133,7 @@ class MemoryManager:
         self._pools: dict[str, ObjectPool[Any]] = {}
         self._initialized = False
         self._level = MemoryPressure.LOW
+        self._announced = MemoryPressure.LOW   # the level listeners and responders last heard
         self._reset_counts()
         self.gc_watch = GcPauseWatch()
         self._stop = threading.Event()
@@ -383,11 +387,26 @@ class MemoryManager:
                 self.transitions[level] += 1
                 if level != MemoryPressure.CRITICAL:
                     self._rejecting_logged = False
-        if level != previous:
-            self._announce(level, previous, usage)
+        if monitoring:
+            self._announce_change()
+        elif level != self._announced:
+            # A request's thread (an event loop, maybe) must not run listeners and responders:
+            # a helper thread tells them, in order after this reading.
+            threading.Thread(target=_announce_later, args=(weakref.ref(self),),
+                             name="otel-memory-pressure-change", daemon=True).start()
         if monitoring and self._instruments is not None:
             self._instruments.record_gc_pauses(self.gc_watch.drain())
         return level
+
+    def _announce_change(self) -> None:
+        """Tell listeners and responders of the level now if it is not the one they last
+        heard (the caller holds the tick lock): changes are told in order, and a change
+        undone before it was told is not told at all."""
+        with self._lock:
+            level, previous, usage = self._level, self._announced, self._last_usage
+            self._announced = level
+        if level != previous:
+            self._announce(level, previous, usage)
 
     def _announce(self, level: MemoryPressure, previous: MemoryPressure, usage: int) -> None:
         _log.info("Memory pressure changed to %s", level.title)
@@ -526,6 +545,16 @@ def _release(stop: threading.Event, gc_watch: GcPauseWatch, instruments: Any) ->
     gc_watch.uninstall()
     if instruments is not None:
         instruments.close()
+
+
+def _announce_later(ref: weakref.ref[MemoryManager]) -> None:
+    """Tell of a change an admission reading found, after the tick that found it."""
+    manager = ref()
+    if manager is None:
+        return
+    with manager._tick_lock:
+        if manager.initialized:
+            manager._announce_change()
 
 
 def _monitor(ref: weakref.ref[MemoryManager], stop: threading.Event, interval: float) -> None:

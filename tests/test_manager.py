@@ -561,3 +561,30 @@ def test_a_working_set_read_failing_once_is_not_replaced_by_usage_with_page_cach
         assert manager.get_memory_stats().usage_bytes == 550 * MB
         manager.sampler.invalidate()
         assert not points(collect(reader), catalog.MEMORY_UTILIZATION.name), "unknown: no point"
+
+
+def test_a_change_an_admission_reading_finds_is_told_from_another_thread(
+        tmp_path: Path, meter_provider: MeterProvider) -> None:
+    usage = _Usage(tmp_path)
+    usage.set(650)
+    with usage.manager(meter_provider, interval_ms=60_000) as manager:
+        heard: list[tuple[MemoryPressure, MemoryPressure, str]] = []
+        release, told = threading.Event(), threading.Event()
+
+        def slow_listener(level: MemoryPressure, previous: MemoryPressure) -> None:
+            heard.append((previous, level, threading.current_thread().name))
+            release.wait(10)            # a slow listener of the application's
+            told.set()
+
+        manager.on_pressure_change(slow_listener)
+        usage.set(850)
+        time.sleep(2 * manager_module.ADMISSION_ELEVATED_AGE_S)
+        with pytest.raises(MemoryPressureRejected):
+            manager.admit()             # finds CRITICAL, and does not wait for the listener
+        assert not told.is_set(), "admit() returned while the listener still ran"
+        release.set()
+        assert told.wait(10)
+        assert heard == [(MemoryPressure.MODERATE, MemoryPressure.CRITICAL,
+                          "otel-memory-pressure-change")]
+        assert manager.check_pressure() == MemoryPressure.CRITICAL
+        assert len(heard) == 1, "told once"
