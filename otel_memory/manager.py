@@ -368,7 +368,7 @@ class MemoryManager:
         if not self._initialized:   # shut down while this tick waited for the previous one
             return self._level
         began = time.monotonic()
-        sample = self.sampler.current(max_age_s=0.0)
+        sample = self.sampler.current(max_age_s=0.0) if monitoring else self.sampler.take_usage()
         usage = self.usage_of(sample)
         with self._lock:
             previous = self._level

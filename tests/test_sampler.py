@@ -217,3 +217,23 @@ def test_a_failing_probe_is_tried_again_later_and_less_often_until_it_answers(
     assert [level for level, _ in messages] == [logging.WARNING, logging.INFO], "one warning"
     assert "Too many open files" in messages[0][1]
     assert messages[1][1] == "otel_memory: process.memory is available again"
+
+
+def test_a_usage_reading_reads_what_pressure_is_computed_from_and_nothing_else(
+        tmp_path: Path) -> None:
+    cgroup = tmp_path / "cg"
+    cgroup.mkdir()
+    (cgroup / "memory.current").write_text(f"{300 * 1024 * 1024}\n")
+    (cgroup / "memory.stat").write_text(f"anon 5\ninactive_file {100 * 1024 * 1024}\n")
+    (cgroup / "memory.events").write_text("oom 0\noom_kill 2\n")
+    limit = EffectiveLimit(GB, "cgroup_v2", CgroupFiles(2, cgroup))
+    sampler = Sampler(limit, proc_root=_proc(tmp_path), enable_uss=True)
+    reading = sampler.take_usage()
+    full = sampler.take()
+    assert reading.rss == full.rss and reading.rss is not None
+    assert reading.container_usage == full.container_usage == 300 * 1024 * 1024
+    assert reading.container_working_set == full.container_working_set == 200 * 1024 * 1024
+    assert full.oom_kills == 2 and full.uss is not None and full.gc is not None
+    assert (reading.oom_kills, reading.uss, reading.gc, reading.psi_some_s, reading.peak) == (
+        None, None, None, None, None)
+    assert sampler.current() is not reading, "not shared with the collection cycle"
