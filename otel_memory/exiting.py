@@ -19,9 +19,8 @@ error:
   the SDK's hook finds nothing left to do. One warning says so.
 - neither, for as long as the SDK itself would wait (30 s): treated as failing. When an export
   of the same signal failed in the RECENT_FAILURE_S before exit, the flush may be queued behind
-  that export's
-  back-off (up to 5 s without a new warning), so it is given RECENT_GRACE_S only: a collector
-  that is back answers within it.
+  that export's back-off (up to 5 s without a new warning), so it is given RECENT_GRACE_S
+  only: a collector that is back answers within it.
 
 A MeterProvider's shutdown takes a timeout, and its readers shut their exporters down within
 it. A TracerProvider's takes none, and its BatchSpanProcessor joins a worker that may be in

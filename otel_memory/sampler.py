@@ -183,8 +183,8 @@ class Sampler:
                              "less and less often (at most every %g s)", signal,
                              type(error).__name__, error, backoff, PROBE_RETRY_MAX_S)
             return None
-        if failing is not None:
-            del self._failing[signal]
+        # (pop: admission's readings and the monitor's samples may probe at the same time)
+        if failing is not None and self._failing.pop(signal, None) is not None:
             _log.info("otel_memory: %s is available again", signal)
         return value
 
