@@ -395,3 +395,53 @@ def test_forked_child_keeps_entries_and_counts_from_zero() -> None:
     cache._lock.release()
     assert os.waitstatus_to_exitcode(status) == 0
     assert cache.hits == 1
+
+
+@pytest.mark.parametrize("change", ["set", "delete", "clear"])
+def test_a_value_loaded_before_the_key_changed_is_not_cached_over_the_change(change: str) -> None:
+    cache = make()
+    loading, release = threading.Event(), threading.Event()
+    returned: list[Any] = []
+
+    def slow_load(key: str) -> str:
+        loading.set()
+        release.wait(10)
+        return "read before the change"
+
+    loader = threading.Thread(target=lambda: returned.append(cache.get_or_load("user", slow_load)))
+    loader.start()
+    assert loading.wait(10)
+    if change == "set":
+        cache["user"] = "new"
+    elif change == "delete":
+        cache["user"] = "new"
+        del cache["user"]
+    else:
+        cache.clear()
+    release.set()
+    loader.join(10)
+    assert returned == ["read before the change"], "its caller still gets what it loaded"
+    assert cache.get("user") == ("new" if change == "set" else None)
+
+
+class TickingClock(FakeClock):
+    """Each reading ``step`` later than the one before: a busy server's clock."""
+
+    step = 0.0
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now
+
+
+@pytest.mark.parametrize("view", ["items", "values"])
+def test_items_and_values_are_a_snapshot_that_entries_expiring_meanwhile_cannot_break(
+        view: str) -> None:
+    clock = TickingClock()
+    cache = make(ttl=10.0, clock=clock)
+    cache["a"], cache["b"] = 1, 2          # they expire at 1010.0
+    clock.now, clock.step = 1009.99, 0.01  # and do so while they are read one by one
+    entries = dict(cache.items()) if view == "items" else dict(zip("ab", cache.values(), strict=True))
+    assert entries == {"a": 1, "b": 2}
+    assert cache.cache_stats().hits == 0, "reading a snapshot is not a request"

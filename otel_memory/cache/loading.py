@@ -23,11 +23,14 @@ class Flight:
         flight.wait()          # raises KeyError('user:7')
     """
 
-    __slots__ = ("_done", "_error", "_value", "loader_thread")
+    __slots__ = ("_done", "_error", "_value", "loader_thread", "outdated")
 
     def __init__(self) -> None:
         self.loader_thread = threading.get_ident()
         """The thread that runs the loader (the one that made the Flight)."""
+        self.outdated = False
+        """Set when the key was set, removed or cleared while the loader ran: its value, read
+        before that, is handed to the waiters but not cached."""
         self._done = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None

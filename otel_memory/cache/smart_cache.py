@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, ItemsView, Iterator, MutableMapping, ValuesView
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from opentelemetry import metrics
@@ -225,7 +225,14 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
         ``ttl_seconds`` overrides the cache's TTL for this entry (math.inf: never expires).
         Raises EntryTooLarge when the entry alone exceeds ``max_memory_mb`` and CacheRefused
         while memory pressure forbids it (critical, or the entry exceeds the reduced budget).
+        A get_or_load of ``key`` in flight will not cache its (older) value.
         """
+        self._insert(key, value, ttl_seconds, loaded_by=None)
+
+    def _insert(self, key: K, value: V, ttl_seconds: float | None, loaded_by: Flight | None
+                ) -> None:
+        """insert(); for a loader's value (``loaded_by`` its flight) nothing is stored when the
+        key was set, removed or cleared while it loaded."""
         ttl = self.ttl_seconds if ttl_seconds is None else _check_ttl("ttl_seconds", ttl_seconds)
         size = self._entry_size(key, value, ttl is not None)
         if size > self.max_bytes:
@@ -234,6 +241,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
                 f"{type(value).__name__}) exceeds the whole budget of {self.max_bytes} bytes "
                 f"(max_memory_mb); expected entries smaller than the budget")
         with self._lock:
+            if loaded_by is None:
+                self._outdate_load(key)
+            elif loaded_by.outdated:
+                return
             if self._refusing or size > self._budget:
                 raise self._refusal(size)
             now = self._timer()
@@ -248,6 +259,15 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
 
     def __setitem__(self, key: K, value: V) -> None:
         self.insert(key, value)
+
+    def _outdate_load(self, key: object) -> None:
+        """The caller holds the lock: a load of ``key`` in flight is not to cache its value."""
+        try:
+            flight = self._loading.get(key)  # type: ignore[arg-type]
+        except TypeError:   # unhashable: the caller's own lookup says so
+            return
+        if flight is not None:
+            flight.outdated = True
 
     def _refusal(self, size: int) -> CacheRefused:
         if self._refusing:
@@ -273,6 +293,7 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
                 entry = self._lookup(key)
             except TypeError as error:
                 raise self._bad_key(key, error) from None
+            self._outdate_load(key)
             if entry is not None:
                 if entry[2] > self._timer():
                     return self.drop(key, EXPLICIT)[0]
@@ -284,6 +305,8 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def clear(self) -> None:
         """Remove every entry (explicit evictions; expired ones count as expired)."""
         with self._lock:
+            for flight in self._loading.values():
+                flight.outdated = True
             removed = self.purge_expired(self._timer())
             while self._data:
                 removed.append(self.drop_lru(EXPLICIT))
@@ -312,6 +335,20 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
             _expired = self.purge_expired(self._timer())
             keys = list(self._data)
         return iter(keys)
+
+    def items(self) -> ItemsView[K, V]:
+        """The unexpired entries, least recently used first: a snapshot taken at once (entries
+        that expire or are evicted meanwhile cannot make it fail); neither requests nor uses."""
+        return self._snapshot().items()
+
+    def values(self) -> ValuesView[V]:
+        """The values of items(): a snapshot, neither requests nor uses."""
+        return self._snapshot().values()
+
+    def _snapshot(self) -> dict[K, V]:
+        with self._lock:
+            _expired = self.purge_expired(self._timer())
+            return {key: entry[0] for key, entry in self._data.items()}
 
     @property
     def usage_bytes(self) -> int:
@@ -376,7 +413,7 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
                                    "loader that does not load its own key)")
             return flight.wait()  # type: ignore[no-any-return]
         try:
-            value = self._load(key, loader, ttl_seconds)
+            value = self._load(key, loader, ttl_seconds, flight)
         except BaseException as error:
             flight.fail(error)
             raise
@@ -388,7 +425,8 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
                 if self._loading.get(key) is flight:
                     del self._loading[key]
 
-    def _load(self, key: K, loader: Callable[[K], V], ttl_seconds: float | None) -> V:
+    def _load(self, key: K, loader: Callable[[K], V], ttl_seconds: float | None,
+              flight: Flight) -> V:
         start = time.perf_counter()
         try:
             value = loader(key)
@@ -397,7 +435,7 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
             raise
         self._count_load(LOAD_SUCCESS, time.perf_counter() - start)
         try:
-            self.insert(key, value, ttl_seconds)
+            self._insert(key, value, ttl_seconds, loaded_by=flight)
         except CacheRefused:
             pass
         except (EntryTooLarge, SizerError) as error:   # the loaded value is not lost
