@@ -253,3 +253,29 @@ def test_stats_read_from_another_thread_while_the_loop_borrows_are_whole(
 
     asyncio.run(borrow_a_lot())
     assert reads[0] > 100 and torn == []
+
+
+def test_objects_made_on_an_event_loop_that_closed_are_not_lent_on_the_next() -> None:
+    # A worker that runs asyncio.run() per job: a client's connections belong to the loop it
+    # was made on, and fail on the next one ("Event loop is closed").
+    destroyed: list[object] = []
+
+    class Client:
+        def __init__(self) -> None:
+            self.loop = asyncio.get_running_loop()
+
+    # A health check, as the HTTP, LLM and database client pools have: with none, a borrow
+    # takes an idle object on the fast path without looking at the loop.
+    pool: AsyncObjectPool[Client] = AsyncObjectPool(
+        "clients", Client, 2, health_check=lambda client: True, destroy=destroyed.append,
+        meter_provider=MeterProvider())
+
+    async def job() -> Client:
+        async with pool.borrow() as client:
+            assert client.loop is asyncio.get_running_loop()
+            return client
+
+    first = asyncio.run(job())
+    second = asyncio.run(job())
+    assert second is not first and destroyed == [first]
+    assert pool.stats().idle == 1

@@ -522,3 +522,28 @@ def test_failing_housekeeping_warns_once_without_the_message(caplog: pytest.LogC
     warned = [r.getMessage() for r in caplog.records if "housekeeping failed" in r.getMessage()]
     assert len(warned) == 1 and "RuntimeError" in warned[0] and "test_pool_sync.py" in warned[0]
     assert "hunter2" not in caplog.text
+
+
+def test_a_pool_closed_before_a_fork_stays_closed_in_the_child(meter_provider: MeterProvider
+                                                                 ) -> None:
+    pool, _made = make_pool(meter_provider)
+    pool.close()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            pool.acquire()
+        except PoolClosed:
+            os._exit(0)
+        except BaseException:  # noqa: BLE001 - any other outcome is a failure
+            pass
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's pool lent an object"
+
+
+def test_a_negative_borrow_timeout_is_refused_by_name(meter_provider: MeterProvider) -> None:
+    pool, _made = make_pool(meter_provider)
+    with pytest.raises(ConfigError, match=r"timeout=-5 is not valid: expected None or a number of "
+                                          r"seconds >= 0"):
+        pool.acquire(timeout=-5)
+    assert pool.stats().borrowed == 0

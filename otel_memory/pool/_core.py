@@ -145,7 +145,9 @@ class PoolCore(Generic[T]):
         """
         self.orphans.extend(entry.obj for entry in self.idle)
         self.orphans.extend(entry.obj for entry in self.lent)
+        closed = self.closed
         self._reset_state()
+        self.closed = closed    # a pool closed before the fork stays closed in the child
 
     def orphan(self, entry: Entry[T]) -> None:
         """A pre-fork object came back in the child: keep it alive, unused, never destroyed."""

@@ -82,7 +82,8 @@ def acquire(pool: PoolBase[T], timeout: float | None,
     start = time.perf_counter() if pool._time_borrows else 0.0
     if timeout is None:
         timeout = pool.options.timeout
-    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+    elif (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout)
+          or timeout < 0):
         raise ConfigError(f"pool {pool.name!r}: timeout={describe(timeout)} is not valid: expected "
                           "None or a number of seconds >= 0 (math.inf: wait as long as it takes)")
     elif timeout >= threading.TIMEOUT_MAX:

@@ -25,7 +25,7 @@ from typing import Any, overload
 from ..pressure import MemoryPressure
 from . import _housekeeping as housekeeping
 from ._base import PoolBase
-from ._core import REASON_DISCARDED, Entry, T, Waiter
+from ._core import REASON_CLOSED, REASON_DISCARDED, Entry, T, Waiter
 from ._flow import (
     CHECK,
     CREATE,
@@ -157,10 +157,23 @@ class AsyncObjectPool(PoolBase[T]):
     async def lend_entry(self, timeout: float | None) -> Entry[T]:
         loop = self._loop
         if loop is None or loop.is_closed():
+            if loop is not None:
+                self._drop_idle_of_closed_loop()
             loop = self._loop = asyncio.get_running_loop()
         if self.core.reclaimed:
             await self._process_reclaimed_async()
         return await run_async(acquire(self, timeout, lambda: _TaskWaiter(loop)), self._carry_out)
+
+    def _drop_idle_of_closed_loop(self) -> None:
+        """The idle objects were made on an event loop that has closed (a worker that runs
+        ``asyncio.run()`` per job): an HTTP client's connections belong to it and would fail
+        on the next loop ("Event loop is closed"). They are destroyed, not lent. (A pool
+        without a health check lends idle objects on its fast path without this look: the
+        client pools all have one.)"""
+        with self.core.lock:
+            stale = self.core.release_idle_locked(0, REASON_CLOSED)
+        for entry in stale:
+            self._destroy_without_loop(entry.obj)
 
     async def _carry_out(self, step: str, argument: Any) -> Any:
         """One step of a protocol in ``_flow``: await the hook, or the waiter's future."""
