@@ -547,3 +547,26 @@ def test_a_negative_borrow_timeout_is_refused_by_name(meter_provider: MeterProvi
                                           r"seconds >= 0"):
         pool.acquire(timeout=-5)
     assert pool.stats().borrowed == 0
+
+
+def test_a_factory_that_hangs_while_topping_up_holds_up_no_other_pool(
+        meter_provider: MeterProvider) -> None:
+    release = threading.Event()
+
+    def unreachable_database() -> object:
+        release.wait(10)        # a connect with no timeout to a database that does not answer
+        return object()
+
+    hanging = ObjectPool("hanging", unreachable_database, 2, min_idle=1,
+                         meter_provider=meter_provider)
+    try:
+        other, _made = make_pool(meter_provider, max_size=2, idle_timeout=0.2)
+        with other.borrow():
+            pass
+        assert other.stats().idle == 1
+        # the shared housekeeping thread retires the other pool's idle object meanwhile
+        wait_until(lambda: other.stats().destroyed_by("idle_timeout") == 1)
+        assert hanging.stats().idle == 0, "its factory still hangs"
+    finally:
+        release.set()
+    wait_until(lambda: hanging.stats().idle == 1)

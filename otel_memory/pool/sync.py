@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 from . import _housekeeping as housekeeping
@@ -143,8 +144,21 @@ class ObjectPool(PoolBase[T]):
         for entry in entries:
             self.destroy_object(entry.obj)
 
+    _refilling = False   # a refill thread of this pool runs
+
     def _refill(self) -> None:
-        run(refill(self), self._carry_out)
+        """Top the idle objects up to min_idle in a thread of this pool's own, one at a time: a
+        factory that hangs (a database that does not answer) would otherwise hold up the
+        housekeeping thread that every pool of the process shares."""
+        with self.core.lock:
+            if self._refilling:
+                return
+            self._refilling = True
+        threading.Thread(target=_refill_pool, args=(weakref.ref(self),),
+                         name="otel-memory-pool-refill", daemon=True).start()
+
+    def _after_fork_extra(self) -> None:
+        self._refilling = False   # the parent's refill thread is not in the child
 
     def close(self) -> None:
         """Refuse new borrows, wake waiters with PoolClosed and destroy idle objects.
@@ -161,3 +175,16 @@ class ObjectPool(PoolBase[T]):
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+
+
+def _refill_pool(ref: weakref.ref[ObjectPool[Any]]) -> None:
+    pool = ref()
+    if pool is None:
+        return
+    try:
+        run(refill(pool), pool._carry_out)
+    except Exception as error:  # noqa: BLE001 - the next housekeeping round tries again
+        pool._warn_once("refill", "otel_memory: pool %r: topping up min_idle failed: %s "
+                        "(logged once)", pool.name, type(error).__name__)
+    finally:
+        pool._refilling = False
