@@ -112,3 +112,10 @@ def test_bad_arguments_are_refused_clearly(critical: MemoryManager) -> None:
         memory_guard(critical, fallback=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="decorates functions, not int"):
         memory_guard(critical)(5)  # type: ignore[type-var]
+
+
+def test_the_decorator_without_its_parentheses_is_refused_when_decorating() -> None:
+    with pytest.raises(TypeError, match=r"write @memory_guard\(\) or @memory_guard\(manager\)"):
+        @memory_guard  # type: ignore[arg-type]
+        def handler(request: object) -> object:
+            return request

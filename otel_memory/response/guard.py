@@ -43,6 +43,11 @@ def _resolve(manager: MemoryManager | None) -> MemoryManager | None:
 def memory_guard(manager: MemoryManager | None = None, *, fallback: Callable[..., Any] | None = None,
                  point: str = ADMISSION_DECORATOR) -> Callable[[_F], _F]:
     """Decorate a function so that it is refused while memory pressure is critical."""
+    if manager is not None and not hasattr(manager, "admit"):
+        what = ("a function: write @memory_guard() or @memory_guard(manager), with the "
+                "parentheses" if callable(manager) else type(manager).__name__)
+        raise TypeError(f"memory_guard(manager=...) was given {what}; expected a MemoryManager "
+                        "or None (the global manager)")
     if fallback is not None and not callable(fallback):
         raise TypeError(f"fallback={fallback!r} is not callable; expected a function or None")
 
