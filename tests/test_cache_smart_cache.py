@@ -445,3 +445,20 @@ def test_items_and_values_are_a_snapshot_that_entries_expiring_meanwhile_cannot_
     entries = dict(cache.items()) if view == "items" else dict(zip("ab", cache.values(), strict=True))
     assert entries == {"a": 1, "b": 2}
     assert cache.cache_stats().hits == 0, "reading a snapshot is not a request"
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 5.0, float("nan"), "half"])
+def test_a_pressure_policy_giving_no_share_of_the_budget_is_refused_by_name(fraction: Any) -> None:
+    class Odd:
+        def budget_fraction(self, level: MemoryPressure) -> Any:
+            return fraction
+
+        def refuses_inserts(self, level: MemoryPressure) -> bool:
+            return False
+
+    cache = make(pressure_policy=Odd())
+    cache["a"] = b"1"
+    with pytest.raises(ConfigError, match=r"pressure_policy.budget_fraction\(HIGH\) returned .*; "
+                                          r"expected a share of the budget from 0 to 1"):
+        cache.respond_to_pressure(MemoryPressure.HIGH)
+    assert cache.get("a") == b"1" and cache.budget_bytes == cache.max_bytes, "nothing changed"

@@ -455,6 +455,10 @@ class SmartCache(EntryStore[K], MutableMapping[K, V], Generic[K, V]):
     def respond_to_pressure(self, level: MemoryPressure) -> bool:
         """Apply the pressure policy for ``level``; True when entries were evicted for it."""
         fraction = self._policy.budget_fraction(level)
+        if (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                or not 0.0 <= fraction <= 1.0):
+            raise ConfigError(f"cache {self.name!r}: pressure_policy.budget_fraction({level.name}) "
+                              f"returned {fraction!r}; expected a share of the budget from 0 to 1")
         refuse = self._policy.refuses_inserts(level)
         with self._lock:
             self._pressure = level
