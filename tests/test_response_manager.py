@@ -291,3 +291,24 @@ def test_the_thread_survives_a_failing_round_and_warns_once(
     assert len(warnings) == 1 and warnings[0].startswith(
         "otel_memory: pressure response round failed: LookupError at test_response_manager.py:")
     assert "s3cr3t" not in caplog.text
+
+
+def test_a_level_the_manager_has_moved_on_from_is_not_told_again(high_manager: MemoryManager) -> None:
+    told: list[MemoryPressure] = []
+
+    class Cache:
+        pressure_action = CACHE_SHRINK
+
+        def respond_to_pressure(self, level: MemoryPressure) -> bool:
+            told.append(level)
+            return True
+
+    cache = Cache()
+    high_manager.register_responder(cache)
+    pressure = MemoryPressureManager(high_manager, PressurePolicy(high=(CACHE_SHRINK,)))
+    assert pressure.respond() == []                  # the first round at HIGH
+    # A round that read HIGH, overtaken by a tick that found LOW and told the cache so: the
+    # cache must not hear HIGH after LOW.
+    high_manager._level = MemoryPressure.LOW
+    assert pressure.respond(MemoryPressure.HIGH) == []
+    assert told == []

@@ -130,14 +130,20 @@ class MemoryPressureManager:
         if changed or not self._limiters[action].try_acquire():
             return []
         results = []
-        for responder in manager.responders():
-            if getattr(responder, "pressure_action", None) != action:
-                continue
-            before = self._read_rss()
-            if responder.respond_to_pressure(level):
-                result = ActionResult(action, before, self._read_rss())
-                manager.record_action(action, result.reclaimed_bytes)
-                results.append(result)
+        # Under the manager's tick lock, and only while the level is still ``level``: a tick
+        # that announced another level meanwhile must not be overtaken by this older one (a
+        # cache told CRITICAL after LOW would refuse inserts until the next change).
+        with manager._tick_lock:
+            if manager.get_memory_pressure() != level:
+                return []
+            for responder in manager.responders():
+                if getattr(responder, "pressure_action", None) != action:
+                    continue
+                before = self._read_rss()
+                if responder.respond_to_pressure(level):
+                    result = ActionResult(action, before, self._read_rss())
+                    manager.record_action(action, result.reclaimed_bytes)
+                    results.append(result)
         return results
 
     def _read_rss(self) -> int:
