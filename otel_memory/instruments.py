@@ -28,7 +28,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -74,11 +73,6 @@ _fanouts: weakref.WeakKeyDictionary[Meter, dict[str, _Fanout]] = weakref.WeakKey
 _fanouts_lock = ProcessLock()
 
 
-def _registry_lock() -> threading.Lock:
-    """The fan-out registry's lock (a forked child gets a fresh one)."""
-    return _fanouts_lock.get()
-
-
 def get_meter(meter_provider: metrics.MeterProvider | None = None) -> Meter:
     """The otel_memory meter of ``meter_provider``, or of the global provider: our version, and
     the schema URL of the semantic conventions our names follow."""
@@ -109,7 +103,7 @@ class InstrumentSet:
     def close(self) -> None:
         """Silence every observable instrument of this set."""
         self._active = False
-        with _registry_lock():
+        with _fanouts_lock:
             for fanout, callback in self._plugged:
                 fanout.callbacks = tuple(c for c in fanout.callbacks if c is not callback)
             self._plugged.clear()
@@ -139,7 +133,7 @@ class InstrumentSet:
     def _plug(self, spec: MetricSpec, callback: ObservableCallback) -> None:
         if spec.instrument is Instrument.HISTOGRAM:
             raise ValueError(f"{spec.name} is a histogram; use histogram(), not observe()")
-        with _registry_lock():
+        with _fanouts_lock:
             if not self._active:
                 return
             by_name = _fanouts.setdefault(self._meter, {})

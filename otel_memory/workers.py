@@ -66,11 +66,6 @@ EXPORT_LOGGERS = (
 _SIGNALS = frozenset({"metrics", "spans", "traces", "logs"})
 
 
-def _module_lock() -> threading.Lock:
-    """This module's lock (a forked child gets a fresh one)."""
-    return _lock.get()
-
-
 class ExportLogLimiter(logging.Filter):
     """A logging filter letting through at most one warning or error per exporter per interval.
 
@@ -149,7 +144,7 @@ def limit_export_logs(interval_s: float = 60.0) -> ExportLogLimiter:
     """
     global _limiter
     interval = _interval(interval_s)
-    with _module_lock():
+    with _lock:
         if _limiter is None:
             _limiter = ExportLogLimiter(interval)
             for name in EXPORT_LOGGERS:
@@ -219,7 +214,7 @@ def init_worker(*, config: MemoryManagementConfig | None = None, readers: Reader
     ``otlp_readers``; ``resource`` is the base the worker's identity is merged into.
     """
     global _worker
-    with _module_lock():
+    with _lock:
         inherited = _worker
         if inherited is not None and inherited.pid == os.getpid():
             return inherited
@@ -238,7 +233,7 @@ def init_worker(*, config: MemoryManagementConfig | None = None, readers: Reader
     telemetry = WorkerTelemetry(manager=manager, meter_provider=provider, resource=resource,
                                 instance_id=str(resource.attributes[SERVICE_INSTANCE_ID]),
                                 pid=os.getpid())
-    with _module_lock():
+    with _lock:
         _worker = telemetry
     _log.info("otel_memory: worker %d reports as service.instance.id %s", telemetry.pid,
               telemetry.instance_id)
@@ -262,7 +257,7 @@ def shutdown_worker(timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
     waiting at most ``timeout_s`` for the last export."""
     global _worker
     timeout = _interval(timeout_s, "timeout_s")
-    with _module_lock():
+    with _lock:
         worker, _worker = current_worker(), None
     if worker is None:
         return

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,12 +145,7 @@ class CacheInstruments:
 
 _registries: weakref.WeakKeyDictionary[Any, CacheInstruments] = weakref.WeakKeyDictionary()
 _global: list[CacheInstruments] = []
-_lock = ProcessLock()
-
-
-def _registry_lock() -> threading.Lock:
-    """The registry's lock (a forked child gets a fresh one)."""
-    return _lock.get()
+_lock = ProcessLock()   # the registry's (a forked child gets a fresh one)
 
 
 def cache_instruments(meter_provider: metrics.MeterProvider | None) -> CacheInstruments:
@@ -161,7 +155,7 @@ def cache_instruments(meter_provider: metrics.MeterProvider | None) -> CacheInst
     time: before ``set_meter_provider`` that is the API's proxy, which forwards to the real
     provider once set, so caches made before and after it report through the same instruments.
     """
-    with _registry_lock():
+    with _lock:
         if meter_provider is None or meter_provider is metrics.get_meter_provider():
             if not _global:
                 _global.append(CacheInstruments(get_meter(None)))

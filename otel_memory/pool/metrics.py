@@ -24,6 +24,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Histogram
 
 from .. import catalog, forking
+from ..forking import ProcessLock
 from ..instruments import Attributes, InstrumentSet, Points, get_meter
 from ._core import PoolStats
 
@@ -101,10 +102,8 @@ class ProviderInstruments:
         self.db_use_time = self.instruments.histogram(catalog.DB_CLIENT_CONNECTION_USE_TIME)
 
     def _after_fork_in_child(self) -> None:
-        # a thread of the parent may have held a lock at the fork: the child would wait forever
-        global _registry_lock
+        # a thread of the parent may have held the lock at the fork: the child would wait forever
         self._lock = threading.Lock()
-        _registry_lock = threading.Lock()
 
     def add(self, source: MetricSource, *, pool_metrics: bool, db_metrics: bool) -> None:
         """Export ``source`` (held weakly) in the memory.pool.* and/or db.client.connection.* sets."""
@@ -170,7 +169,7 @@ class ProviderInstruments:
 
 _registry: weakref.WeakKeyDictionary[metrics.MeterProvider, ProviderInstruments] = (
     weakref.WeakKeyDictionary())
-_registry_lock = threading.Lock()
+_registry_lock = ProcessLock()   # a forked child gets a fresh one
 
 
 def instruments_for(meter_provider: metrics.MeterProvider | None) -> ProviderInstruments:

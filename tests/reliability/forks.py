@@ -54,8 +54,8 @@ def library_locks(manager: MemoryManager, pool: ObjectPool[Any], cache: SmartCac
     return [manager._tick_lock, manager._lock, manager.sampler._lock,
             *([detector._lock] if detector is not None else []), pool.core.lock, cache._lock,
             http._lock, housekeeping._lock,
-            pool_metrics._registry_lock, cache_metrics._registry_lock(), instruments._registry_lock(),
-            forking._lock, workers._module_lock()]
+            pool_metrics._registry_lock, cache_metrics._lock, instruments._fanouts_lock,
+            forking._lock, workers._lock]
 
 
 @contextlib.contextmanager
