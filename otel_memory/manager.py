@@ -476,7 +476,7 @@ class MemoryManager:
         max_age = (self._admission_max_age_s if self._level is MemoryPressure.LOW
                    else ADMISSION_ELEVATED_AGE_S)
         if time.monotonic() - self._last_reading > max_age:
-            self._read_for_admission()
+            self._read_for_admission(max_age)
         if self._level != MemoryPressure.CRITICAL:
             return
         with self._lock:
@@ -487,15 +487,15 @@ class MemoryManager:
                 _log.error("Memory pressure critical, rejecting requests")
         raise MemoryPressureRejected("memory pressure is critical; the request was rejected")
 
-    def _read_for_admission(self) -> None:
-        """Update the level from a reading of its own; while another thread is reading (or
-        announcing a change to slow listeners) decide on the level there is: an admit never
-        waits, on an event loop least of all."""
-        began = time.monotonic()
+    def _read_for_admission(self, max_age: float) -> None:
+        """Update the level from a reading of its own, unless another thread took one at most
+        ``max_age`` old meanwhile; while another thread is reading (or announcing a change to
+        slow listeners) decide on the level there is: an admit never waits, on an event loop
+        least of all."""
         if not self._tick_lock.acquire(blocking=False):
             return
         try:
-            if self._last_reading < began:
+            if time.monotonic() - self._last_reading > max_age:
                 self._tick(monitoring=False)
         finally:
             self._tick_lock.release()
